@@ -1,0 +1,1 @@
+"""YAML presets, installed as the package data `ckd_core.presets` (see setup.py)."""
