@@ -200,7 +200,7 @@ def l1_loss(pred_xyxy: Tensor, gt_xyxy: Tensor) -> Tensor:
 
 def task_loss(head_out: Mapping[str, Tensor], gt_boxes_xywh: Tensor,
               weights: LossConfig = LossConfig(), *, gt_heatmap: Tensor | None = None,
-              clamp_pred: bool = True, name: str = "head") -> tuple[Tensor, dict[str, Tensor]]:
+              clamp_pred: bool = False, name: str = "head") -> tuple[Tensor, dict[str, Tensor]]:
     """OSTrack's tracking loss for one CENTER head.
 
     head_out: 'score_map' (B, 1, G, G) probabilities; 'pred_boxes' (B, 4) or (B, 1, 4), the box
@@ -209,9 +209,8 @@ def task_loss(head_out: Mapping[str, Tensor], gt_boxes_xywh: Tensor,
     weights: focal_weight, giou_weight, l1_weight of a LossConfig (1, 2, 5 by default).
     gt_heatmap: the (B, 1, G, G) target if already computed (one for all heads of a batch);
     else `gaussian_heatmap(gt, G)`.
-    clamp_pred: clamp the predicted xyxy corners to [-1, 1] (a no-op for any box with its
-    centre in the crop and size <= 1; the authors' OSTrack/CKD code has no such clamp, so
-    False reproduces it exactly when a box sticks out further).
+    clamp_pred: clamp the predicted xyxy corners to [-1, 1]. Default False = the authors'
+    OSTrack/CKD actor, which clamps only the GT; True is an option for stability.
     The GT xyxy corners are always clamped to [0, 1] (OSTrack).
 
     Returns (focal_weight * focal + giou_weight * giou + l1_weight * l1, terms) where terms
@@ -344,7 +343,7 @@ def ckd_total_loss(student_out: Mapping[str, Tensor], gt_boxes_xywh: Tensor,
                    teacher_feats_tir: Sequence[Tensor] | None = None,
                    teacher_out_rgb: Mapping[str, Tensor] | None = None,
                    teacher_out_tir: Mapping[str, Tensor] | None = None,
-                   cfg: LossConfig = LossConfig(), *, clamp_pred: bool = True
+                   cfg: LossConfig = LossConfig(), *, clamp_pred: bool = False
                    ) -> tuple[Tensor, dict[str, float]]:
     """The CKD stage-1 objective (authors' code):
 
