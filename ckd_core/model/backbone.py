@@ -64,7 +64,7 @@ class ViTBranch(nn.Module):
         self.pos_embed_z = nn.Parameter(torch.zeros(1, self.template_grid ** 2, b.embed_dim))
         self.pos_embed_x = nn.Parameter(torch.zeros(1, self.search_grid ** 2, b.embed_dim))
         # drop-path rises linearly from 0 at the first block to drop_path_rate at the last
-        dpr = [x.item() for x in torch.linspace(0, b.drop_path_rate, b.depth)]
+        dpr = torch.linspace(0, b.drop_path_rate, b.depth, device="cpu").tolist()
         norm = partial(nn.LayerNorm, eps=b.ln_eps)  # plain torch LayerNorm (thop counts it)
         self.blocks = nn.ModuleList([
             Block(b.embed_dim, b.num_heads, mlp_ratio=b.mlp_ratio, qkv_bias=b.qkv_bias,
