@@ -1,0 +1,233 @@
+"""sensor_msgs Image / CompressedImage <-> numpy, and thermal normalisation, in one place.
+
+What the tracker wants: uint8 (H, W, 3) RGB for both cameras. What cameras send:
+- colour cameras: rgb8, bgr8, rgba8, bgra8 (sometimes mono8);
+- thermal cameras: mono16 / 16UC1 radiometric counts (a few thousand), 32FC1 temperatures,
+  mono8, or colour-mapped bgr8.
+
+Conversion backends:
+- raw `Image`: cv_bridge (`imgmsg_to_cv2(msg, "passthrough")`) when it is importable (a ROS
+  distro); our numpy code otherwise (pip-only ROS). Both honour `step` (row padding) and
+  `is_bigendian`. rosbags-image's `message_to_cvimage` is NOT used for raw images: it ignores
+  `step`, so padded rows come out sheared. Every message is validated by us first, whichever
+  backend runs, so bad input always gives the same clear ValueError.
+- `CompressedImage`: `cv2.imdecode` (what cv_bridge and rosbags-image do too).
+
+Non-8-bit data (mono16, 16UC1, 32FC1) becomes uint8 through a `ThermalNormalizer`: a fixed
+window, or percentiles smoothed over time. Never per-frame auto-gain, which flickers, and never
+cv_bridge's fixed 255/65535 scaling, which turns radiometric counts nearly black.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# encoding -> (numpy dtype, channels). Channel order of multi-channel encodings is in the name.
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "8UC3": (np.dtype(np.uint8), 3),  # OpenCV's convention: BGR order
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+_BGR_ORDER = ("bgr8", "bgra8", "8UC3")
+
+try:  # a ROS distro's cv_bridge; not pip-installable (the PyPI "cv-bridge" is a ROS 1 copy)
+    from cv_bridge import CvBridge as _CvBridge  # type: ignore[import-not-found]
+    _BRIDGE = _CvBridge()
+except Exception:  # noqa: BLE001 - ImportError, or a broken install that fails on import
+    _BRIDGE = None
+
+BACKEND = "cv_bridge" if _BRIDGE is not None else "numpy"
+
+
+def _encoding_info(encoding: str) -> tuple[np.dtype, int]:
+    try:
+        return ENCODINGS[encoding]
+    except KeyError:
+        raise ValueError(f"unsupported image encoding {encoding!r}; supported: "
+                         f"{', '.join(ENCODINGS)}") from None
+
+
+def _validate(msg) -> tuple[np.dtype, int]:
+    """Check an Image message's sizes against its encoding; return (dtype, channels)."""
+    dtype, channels = _encoding_info(msg.encoding)
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h == 0 or w == 0:
+        raise ValueError(f"image is empty ({w}x{h} pixels)")
+    row = w * channels * dtype.itemsize
+    if step < row:
+        raise ValueError(f"image step {step} is smaller than width*bytes_per_pixel = "
+                         f"{w}*{channels * dtype.itemsize} = {row} ({msg.encoding})")
+    need = step * h
+    if len(msg.data) < need:
+        raise ValueError(f"image data is truncated: {len(msg.data)} bytes, expected "
+                         f"step*height = {step}*{h} = {need} ({w}x{h} {msg.encoding})")
+    return dtype, channels
+
+
+def image_to_numpy(msg) -> np.ndarray:
+    """sensor_msgs/Image -> a new array (H, W) or (H, W, C) of the encoding's dtype, native
+    byte order, channels in the encoding's order. Raises ValueError naming the problem."""
+    dtype, channels = _validate(msg)
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if _BRIDGE is not None:
+        arr = np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        return arr.astype(dtype.newbyteorder("="), copy=True)
+    wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    strides = (step, channels * wire.itemsize) + ((wire.itemsize,) if channels > 1 else ())
+    view = np.ndarray(shape, dtype=wire, buffer=memoryview(msg.data).cast("B"), strides=strides)
+    return view.astype(dtype.newbyteorder("="), copy=True)
+
+
+def compressed_to_numpy(msg) -> tuple[np.ndarray, str]:
+    """sensor_msgs/CompressedImage -> (array, encoding): bgr8 / bgra8 / mono8 / mono16,
+    whatever the JPEG or PNG holds (compressed_image_transport stores colour as BGR)."""
+    if "compresseddepth" in msg.format.lower():
+        raise ValueError(f"CompressedImage format {msg.format!r} (compressedDepth) is not "
+                         "supported; publish the thermal image as png/jpeg")
+    if len(msg.data) == 0:
+        raise ValueError("CompressedImage has no data")
+    arr = cv2.imdecode(np.frombuffer(memoryview(msg.data).cast("B"), np.uint8),
+                       cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ValueError(f"CompressedImage ({msg.format or 'no format'}, {len(msg.data)} "
+                         "bytes) could not be decoded")
+    if arr.ndim == 2:
+        return arr, "mono16" if arr.dtype == np.uint16 else "mono8"
+    if arr.dtype != np.uint8:
+        raise ValueError(f"CompressedImage decodes to {arr.dtype} with {arr.shape[2]} "
+                         "channels; only 8-bit colour is supported")
+    return arr, {3: "bgr8", 4: "bgra8"}.get(arr.shape[2], "bgr8")
+
+
+def message_to_numpy(msg) -> tuple[np.ndarray, str]:
+    """Image or CompressedImage -> (array, encoding)."""
+    if hasattr(msg, "format"):
+        return compressed_to_numpy(msg)
+    return image_to_numpy(msg), msg.encoding
+
+
+def to_rgb8(image: np.ndarray, encoding: str,
+            normalizer: "ThermalNormalizer | None" = None) -> np.ndarray:
+    """Any supported array -> uint8 (H, W, 3) RGB, what the Tracker takes.
+
+    8-bit data is reordered / replicated only. 16-bit and float data need `normalizer`
+    (a ValueError says so when it is missing), which maps them to 8 bits."""
+    if image.dtype != np.uint8:
+        if normalizer is None:
+            raise ValueError(f"{encoding} images need a ThermalNormalizer to become 8-bit")
+        return normalizer(image)
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    if encoding in _BGR_ORDER:
+        image = image[:, :, ::-1]
+    return np.ascontiguousarray(image)
+
+
+def numpy_to_image(image: np.ndarray, encoding: str, header=None):
+    """numpy array -> sensor_msgs/Image (no row padding, little-endian); used for the debug
+    image. The array must match the encoding's dtype and channel count."""
+    from sensor_msgs.msg import Image  # lazily: the rest of this module needs no ROS
+
+    dtype, channels = _encoding_info(encoding)
+    have = 1 if image.ndim == 2 else image.shape[2]
+    if image.dtype != dtype or have != channels or image.ndim not in (2, 3):
+        raise ValueError(f"array {image.dtype} {image.shape} does not match {encoding} "
+                         f"({dtype}, {channels} channel(s))")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels * dtype.itemsize
+    msg.data = np.ascontiguousarray(image, dtype=dtype.newbyteorder("<")).tobytes()
+    return msg
+
+
+@dataclass
+class ThermalNormalizer:
+    """16-bit / float thermal frames -> uint8 (H, W, 3), with a temporally stable window.
+
+    mode "fixed": values in [window[0], window[1]] map linearly to [0, 255], clipped.
+    mode "percentile": the window is the frame's (percentiles[0], percentiles[1]) percentiles,
+      smoothed over time with an exponential moving average (`smoothing` = weight of the past,
+      in [0, 1); 0.9 follows a scene change within about 20 frames). The first frame sets the
+      window directly. `reset()` forgets it (e.g. when tracking is re-initialised on a new
+      scene). Non-finite pixels (NaN in 32FC1) map to 0 and do not enter the percentiles.
+    """
+
+    mode: str = "percentile"
+    window: tuple[float, float] = (0.0, 65535.0)
+    percentiles: tuple[float, float] = (1.0, 99.0)
+    smoothing: float = 0.9
+    sample_stride: int = 4  # percentiles from every 4th pixel in each direction: 16x less work
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fixed", "percentile"):
+            raise ValueError(f"thermal normalisation mode {self.mode!r}: expected fixed or "
+                             "percentile")
+        lo, hi = (float(v) for v in self.window)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"thermal window {self.window}: expected two finite numbers, "
+                             "low < high")
+        plo, phi = (float(v) for v in self.percentiles)
+        if not 0 <= plo < phi <= 100:
+            raise ValueError(f"thermal percentiles {self.percentiles}: expected "
+                             "0 <= low < high <= 100")
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"thermal smoothing {self.smoothing}: expected a value in [0, 1)")
+        self._state: tuple[float, float] | None = None
+
+    def reset(self) -> None:
+        self._state = None
+
+    @property
+    def current_window(self) -> tuple[float, float]:
+        """The (low, high) window the last frame was mapped with."""
+        if self.mode == "fixed" or self._state is None:
+            return tuple(float(v) for v in self.window)  # type: ignore[return-value]
+        return self._state
+
+    def _update_window(self, image: np.ndarray) -> tuple[float, float]:
+        s = max(1, int(self.sample_stride))
+        sample = image[::s, ::s].astype(np.float64, copy=False)
+        sample = sample[np.isfinite(sample)]
+        if sample.size == 0:
+            return self.current_window
+        lo, hi = np.percentile(sample, self.percentiles)
+        if self._state is None:
+            self._state = (float(lo), float(hi))
+        else:
+            a = self.smoothing
+            self._state = (a * self._state[0] + (1 - a) * float(lo),
+                           a * self._state[1] + (1 - a) * float(hi))
+        return self._state
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if image.ndim == 3:
+            if image.shape[2] != 1:
+                raise ValueError(f"thermal normalisation needs one channel, got {image.shape}")
+            image = image[:, :, 0]
+        if self.mode == "percentile":
+            lo, hi = self._update_window(image)
+        else:
+            lo, hi = self.window
+        span = max(float(hi) - float(lo), 1e-6)
+        scaled = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / span)
+        scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
+        out = np.clip(scaled, 0, 255).astype(np.uint8)
+        return np.repeat(out[:, :, None], 3, axis=2)
