@@ -91,8 +91,18 @@ class _WithKwargs(torch.nn.Module):
 def count_flops_total(model: torch.nn.Module, inputs: tuple, **kwargs) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(*inputs, **kwargs)
+    from ckd_core.model.backbone import ViTBranch
+
+    branches = [m for m in model.modules() if isinstance(m, ViTBranch)]
+    saved = [b.use_sdpa for b in branches]
+    try:
+        for b in branches:  # the counter does not see CPU SDPA kernels: use explicit matmuls
+            b.use_sdpa = False
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(*inputs, **kwargs)
+    finally:
+        for b, s in zip(branches, saved):
+            b.use_sdpa = s
     return float(counter.get_total_flops())
 
 

@@ -71,6 +71,9 @@ class ViTBranch(nn.Module):
                   drop_path=dpr[i], norm_layer=norm, act_layer=nn.GELU)
             for i in range(b.depth)])
         self.norm = norm(b.embed_dim)
+        # Fused SDPA kernel where attention probabilities are not needed; False computes them
+        # explicitly everywhere (same maths; used by the FLOP counter, which cannot see SDPA).
+        self.use_sdpa = True
         trunc_normal_(self.pos_embed_z, std=0.02)
         trunc_normal_(self.pos_embed_x, std=0.02)
         self.apply(_init_vit_weights)
@@ -117,9 +120,10 @@ class ViTBranch(nn.Module):
         qkv = attn.qkv(h).reshape(bsz, n, 3, attn.num_heads, c // attn.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         probs = None
-        if need_probs:
-            probs = ((q @ k.transpose(-2, -1)) * attn.scale).softmax(dim=-1)
-            o = attn.attn_drop(probs) @ v
+        if need_probs or not self.use_sdpa:
+            p = ((q @ k.transpose(-2, -1)) * attn.scale).softmax(dim=-1)
+            o = attn.attn_drop(p) @ v
+            probs = p if need_probs else None
         else:
             o = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=attn.attn_drop.p if self.training else 0.0)
