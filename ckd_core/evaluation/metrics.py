@@ -36,8 +36,8 @@ runs) can, so integer steps would not be toolkit-exact there. An error exactly o
 that float32 cannot hold is decided by float32 round-off, as in the toolkit: an IoU of 3/20
 computes to float32 0.150000006 > 0.15000000000000002, a success; an nd of exactly 0.2
 (dy = 0, dx = w / 5) computes, depending on the box position, a little above or below 0.2
-and so is a miss or a hit at t = 0.2 (about half each; in float64, under numpy 1, it is a
-hit more often). The scorer's `toolkit_numpy` option picks which toolkit run to reproduce.
+and so is a miss or a hit at t = 0.2 (about half each); under numpy 1 the float64 math can
+decide differently. The scorer's `toolkit_numpy` option picks which toolkit run to reproduce.
 VTUAV's MATLAB scripts work in float64 on unrounded values; for it `scorer.py` passes float64
 boxes and the integer-step thresholds below.
 """
