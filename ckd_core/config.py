@@ -234,6 +234,9 @@ class TrackerConfig:
     """Inference-time behaviour of `ckd_core.tracking.Tracker` (method doc section 5)."""
 
     hann_window: bool = True
+    # False = the authors' tracker exactly (every frame's peak is taken, the search area never
+    # grows); the state/score are still reported. Benchmark runs default to False.
+    state_machine: bool = True
     clip_margin: float = 10.0  # pixels kept inside the image when clipping the box
     lost_threshold: float = 0.25  # score below this (for lost_frames frames) -> LOST
     recover_threshold: float = 0.45  # score at or above this while LOST -> TRACKING
