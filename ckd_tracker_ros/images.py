@@ -165,7 +165,8 @@ class ThermalNormalizer:
     mode "fixed": values in [window[0], window[1]] map linearly to [0, 255], clipped.
     mode "percentile": the window is the frame's (percentiles[0], percentiles[1]) percentiles,
       smoothed over time with an exponential moving average (`smoothing` = weight of the past,
-      in [0, 1); 0.9 follows a scene change within about 20 frames). The first frame sets the
+      in (0, 1); 0.9 follows a scene change within about 20 frames; 0, per-frame auto-gain
+      that flickers, is refused). The first frame sets the
       window directly. `reset()` forgets it (e.g. when tracking is re-initialised on a new
       scene). Non-finite pixels (NaN in 32FC1) map to 0 and do not enter the percentiles.
     """
@@ -188,8 +189,9 @@ class ThermalNormalizer:
         if not 0 <= plo < phi <= 100:
             raise ValueError(f"thermal percentiles {self.percentiles}: expected "
                              "0 <= low < high <= 100")
-        if not 0 <= self.smoothing < 1:
-            raise ValueError(f"thermal smoothing {self.smoothing}: expected a value in [0, 1)")
+        if not 0 < self.smoothing < 1:
+            raise ValueError(f"thermal smoothing {self.smoothing}: expected a value in (0, 1) "
+                             "(0 would be per-frame auto-gain, which flickers)")
         self._state: tuple[float, float] | None = None
 
     def reset(self) -> None:

@@ -101,6 +101,7 @@ class Item:
 @dataclass
 class _Camera:
     count: int = 0
+    first_arrival: float | None = None
     last_arrival: float | None = None
     newest: Item | None = None
     newest_taken: bool = True
@@ -146,6 +147,8 @@ class PairMailbox:
         with self._lock:
             cam = self._cameras[index]
             cam.count += 1
+            if cam.first_arrival is None:
+                cam.first_arrival = now
             cam.last_arrival = now
             msgs = (msg, None) if index == 0 else (None, msg)
             cam.newest, cam.newest_taken = Item(msgs, int(stamp_ns), now), False
@@ -156,9 +159,11 @@ class PairMailbox:
     def _silent_locked(self, index: int, now: float) -> bool:
         other = self._cameras[1 - index]
         cam = self._cameras[index]
-        alive = other.last_arrival is not None and now - other.last_arrival < self.silent_after
-        quiet = cam.last_arrival is None or now - cam.last_arrival >= self.silent_after
-        return alive and quiet
+        if other.last_arrival is None or now - other.last_arrival >= self.silent_after:
+            return False  # the other camera is not alive either
+        # A camera that never sent anything is given silent_after from the other's first image.
+        since = cam.last_arrival if cam.last_arrival is not None else other.first_arrival
+        return now - since >= self.silent_after
 
     def silent_cameras(self) -> list[int]:
         """Indices of cameras that are silent while the other one is alive."""

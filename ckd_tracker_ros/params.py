@@ -67,7 +67,7 @@ PARAMS: dict[str, ParamSpec] = {
                                      "[low, high] percentiles of each frame (mode percentile)",
                                      runtime=True, allowed="0 <= low < high <= 100"),
     "thermal_smoothing": ParamSpec(0.9, "float", "weight of the past in the percentile "
-                                   "window's moving average", runtime=True, allowed="[0, 1)"),
+                                   "window's moving average", runtime=True, allowed="(0, 1)"),
     "lost_threshold": ParamSpec(0.25, "float", "score below which the target counts as lost",
                                 runtime=True, allowed="[0, 1], <= recover_threshold"),
     "recover_threshold": ParamSpec(0.45, "float", "score at or above which a lost target "
@@ -189,8 +189,9 @@ def _check_values(s: Settings) -> None:
     plo, phi = s.thermal_percentiles
     if not 0 <= plo < phi <= 100:
         _fail("thermal_percentiles", list(s.thermal_percentiles), "0 <= low < high <= 100")
-    if not 0 <= s.thermal_smoothing < 1:
-        _fail("thermal_smoothing", s.thermal_smoothing, "a value in [0, 1)")
+    if not 0 < s.thermal_smoothing < 1:
+        _fail("thermal_smoothing", s.thermal_smoothing,
+              "a value in (0, 1) (0 would be per-frame auto-gain, which flickers)")
     if not 0 <= s.lost_threshold <= 1:
         _fail("lost_threshold", s.lost_threshold, "a value in [0, 1]")
     if not s.lost_threshold <= s.recover_threshold <= 1:

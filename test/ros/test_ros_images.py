@@ -1,0 +1,206 @@
+"""Image message <-> numpy for every encoding, validation errors, thermal normalisation.
+
+Messages are built here byte by byte (struct / explicit padding), independently of the code
+under test. Plain namespaces stand in for sensor_msgs/Image where no ROS is needed; one test
+uses the real message class.
+"""
+
+from __future__ import annotations
+
+import struct
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from ckd_tracker_ros.images import (ThermalNormalizer, compressed_to_numpy, image_to_numpy,
+                                    message_to_numpy, numpy_to_image, to_rgb8)
+
+
+def raw_msg(rows: list[bytes], width, encoding, step, bigendian=False):
+    """An Image-like message from explicit row bytes, each row padded to `step`."""
+    data = b"".join(r + b"\xee" * (step - len(r)) for r in rows)
+    return SimpleNamespace(height=len(rows), width=width, encoding=encoding, step=step,
+                           is_bigendian=int(bigendian), data=data)
+
+
+def test_rgb8_with_row_padding():
+    rows = [bytes([1, 2, 3, 4, 5, 6]), bytes([7, 8, 9, 10, 11, 12])]
+    arr = image_to_numpy(raw_msg(rows, 2, "rgb8", step=8))
+    assert arr.dtype == np.uint8 and arr.shape == (2, 2, 3)
+    assert arr[1, 0].tolist() == [7, 8, 9] and arr[0, 1].tolist() == [4, 5, 6]
+    assert to_rgb8(arr, "rgb8")[1, 1].tolist() == [10, 11, 12]
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "8UC3"])
+def test_bgr8_is_reordered_to_rgb(encoding):
+    arr = image_to_numpy(raw_msg([bytes([10, 20, 30])], 1, encoding, step=3))
+    assert arr[0, 0].tolist() == [10, 20, 30]  # native order kept by the decoder
+    assert to_rgb8(arr, encoding)[0, 0].tolist() == [30, 20, 10]
+
+
+@pytest.mark.parametrize("encoding,expect", [("rgba8", [1, 2, 3]), ("bgra8", [3, 2, 1])])
+def test_four_channel_drops_alpha(encoding, expect):
+    msg = raw_msg([bytes([1, 2, 3, 99, 5, 6, 7, 99])], 2, encoding, step=12)
+    arr = image_to_numpy(msg)
+    assert arr.shape == (1, 2, 4)
+    out = to_rgb8(arr, encoding)
+    assert out.shape == (1, 2, 3) and out[0, 0].tolist() == expect
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "8UC1"])
+def test_mono8_is_replicated(encoding):
+    arr = image_to_numpy(raw_msg([bytes([5, 6, 7]), bytes([8, 9, 10])], 3, encoding, step=4))
+    assert arr.shape == (2, 3) and arr[1, 2] == 10
+    out = to_rgb8(arr, encoding)
+    assert out.shape == (2, 3, 3) and out[1, 2].tolist() == [10, 10, 10]
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "16UC1"])
+@pytest.mark.parametrize("bigendian", [False, True])
+def test_mono16_endianness_and_padding(encoding, bigendian):
+    fmt = ">HH" if bigendian else "<HH"
+    rows = [struct.pack(fmt, 1000, 4000), struct.pack(fmt, 65535, 258)]
+    arr = image_to_numpy(raw_msg(rows, 2, encoding, step=6, bigendian=bigendian))
+    assert arr.dtype == np.uint16 and arr.dtype.isnative
+    assert arr.tolist() == [[1000, 4000], [65535, 258]]
+
+
+@pytest.mark.parametrize("bigendian", [False, True])
+def test_32fc1(bigendian):
+    fmt = ">ff" if bigendian else "<ff"
+    rows = [struct.pack(fmt, 21.5, -3.25), struct.pack(fmt, float("nan"), 100.0)]
+    arr = image_to_numpy(raw_msg(rows, 2, "32FC1", step=12, bigendian=bigendian))
+    assert arr.dtype == np.float32 and arr.dtype.isnative
+    assert arr[0].tolist() == [21.5, -3.25] and np.isnan(arr[1, 0]) and arr[1, 1] == 100.0
+
+
+def test_sixteen_bit_needs_a_normalizer():
+    arr = np.full((2, 2), 3000, np.uint16)
+    with pytest.raises(ValueError, match="ThermalNormalizer"):
+        to_rgb8(arr, "mono16")
+    out = to_rgb8(arr, "mono16", ThermalNormalizer(mode="fixed", window=(2000, 4000)))
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8 and (out == 127).all()
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("height", 0, "empty"),
+    ("width", 0, "empty"),
+    ("encoding", "yuv422", "unsupported image encoding 'yuv422'"),
+    ("step", 5, "step 5 is smaller than width"),
+    ("data", b"\x00" * 11, "truncated: 11 bytes, expected step\\*height = 6\\*2 = 12"),
+])
+def test_invalid_messages_name_the_problem(field, value, match):
+    msg = raw_msg([bytes(6), bytes(6)], 2, "rgb8", step=6)
+    setattr(msg, field, value)
+    with pytest.raises(ValueError, match=match):
+        image_to_numpy(msg)
+
+
+def test_real_sensor_msgs_image_round_trip():
+    pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2 wheels) not installed")
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    msg = numpy_to_image(rgb, "rgb8")
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (5, 7, 21, "rgb8")
+    assert np.array_equal(image_to_numpy(msg), rgb)
+    therm = np.arange(35, dtype=np.uint16).reshape(5, 7) * 1000
+    back, enc = message_to_numpy(numpy_to_image(therm, "mono16"))
+    assert enc == "mono16" and np.array_equal(back, therm)
+    with pytest.raises(ValueError, match="does not match rgb8"):
+        numpy_to_image(therm, "rgb8")
+
+
+def test_compressed_png16_and_jpeg():
+    therm = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    ok, png = cv2.imencode(".png", therm)
+    assert ok
+    arr, enc = compressed_to_numpy(SimpleNamespace(format="mono16; png compressed mono16",
+                                                   data=png.tobytes()))
+    assert enc == "mono16" and np.array_equal(arr, therm)
+    bgr = np.zeros((16, 16, 3), np.uint8)
+    bgr[:, :, 2] = 250  # red in BGR
+    ok, jpg = cv2.imencode(".jpg", bgr)
+    arr, enc = message_to_numpy(SimpleNamespace(format="rgb8; jpeg compressed bgr8",
+                                                data=jpg.tobytes()))
+    assert enc == "bgr8"
+    rgb = to_rgb8(arr, enc)
+    assert rgb[8, 8, 0] > 240 and rgb[8, 8, 2] < 15
+
+
+@pytest.mark.parametrize("fmt,data,match", [
+    ("jpeg", b"", "no data"),
+    ("jpeg", b"not an image", "could not be decoded"),
+    ("16UC1; compressedDepth png", b"xxxx", "compressedDepth"),
+])
+def test_compressed_errors(fmt, data, match):
+    with pytest.raises(ValueError, match=match):
+        compressed_to_numpy(SimpleNamespace(format=fmt, data=data))
+
+
+# --- thermal normalisation ---------------------------------------------------------------------
+
+def test_fixed_window_maps_linearly_and_clips():
+    norm = ThermalNormalizer(mode="fixed", window=(1000.0, 2020.0))
+    img = np.array([[500, 1000, 1510, 2020, 60000]], np.uint16)
+    out = norm(img)
+    assert out.shape == (1, 5, 3)
+    assert out[0, :, 0].tolist() == [0, 0, 127, 255, 255]
+    assert (out[..., 0] == out[..., 2]).all()
+
+
+def test_percentile_window_first_frame_then_smoothed():
+    norm = ThermalNormalizer(mode="percentile", percentiles=(0.0, 100.0), smoothing=0.9,
+                             sample_stride=1)
+    a = np.linspace(1000, 2000, 100, dtype=np.float32).reshape(10, 10)
+    norm(a)
+    assert norm.current_window == pytest.approx((1000.0, 2000.0))
+    norm(a + 1000.0)  # the whole scene warms up by 1000 counts in one frame
+    assert norm.current_window == pytest.approx((1100.0, 2100.0))  # 0.9 old + 0.1 new
+    norm.reset()
+    norm(a + 1000.0)
+    assert norm.current_window == pytest.approx((2000.0, 3000.0))
+
+
+def test_percentile_window_is_temporally_stable():
+    """Per-frame percentiles jitter with the noise of each frame (per-frame auto-gain:
+    flicker); the smoothed window jitters several times less, and a constant pixel's
+    brightness with it."""
+    rng = np.random.default_rng(1)
+    norm = ThermalNormalizer(mode="percentile", percentiles=(1.0, 99.0), smoothing=0.9,
+                             sample_stride=1)
+    per_frame_hi, smoothed_hi, pixel, pixel_autogain = [], [], [], []
+    for _ in range(60):
+        frame = rng.normal(3000, 50, (32, 32))
+        # Warm pixels now below, now above 1 % of the frame: the per-frame 99th percentile
+        # jumps between the background's tail and 3400.
+        frame[rng.random((32, 32)) < rng.choice([0.005, 0.015])] = 3400
+        frame = frame.astype(np.uint16)
+        frame[0, 0] = 3000
+        pixel.append(int(norm(frame)[0, 0, 0]))
+        smoothed_hi.append(norm.current_window[1])
+        lo, hi = np.percentile(frame.astype(np.float64), [1.0, 99.0])
+        per_frame_hi.append(hi)
+        pixel_autogain.append(255 * (3000 - lo) / (hi - lo))
+    assert np.std(smoothed_hi[20:]) < 0.4 * np.std(per_frame_hi[20:])
+    assert np.std(pixel[20:]) < 0.4 * np.std(pixel_autogain[20:])
+
+
+def test_nan_pixels_map_to_zero_and_are_ignored():
+    norm = ThermalNormalizer(mode="percentile", percentiles=(0.0, 100.0), sample_stride=1)
+    img = np.array([[np.nan, 10.0], [20.0, 30.0]], np.float32)
+    out = norm(img)
+    assert norm.current_window == pytest.approx((10.0, 30.0))
+    assert out[0, 0, 0] == 0 and out[1, 1, 0] == 255
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"mode": "auto"}, "mode 'auto'"),
+    ({"window": (5.0, 5.0)}, "low < high"),
+    ({"percentiles": (99.0, 1.0)}, "percentiles"),
+    ({"smoothing": 1.0}, "smoothing"),
+    ({"smoothing": 0.0}, "smoothing"),  # 0 would be per-frame auto-gain
+])
+def test_normalizer_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ThermalNormalizer(**kwargs)
