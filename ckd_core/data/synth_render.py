@@ -1,0 +1,322 @@
+"""Pixels of a planned synthetic sequence: RGB and thermal frames, one at a time.
+
+Per sequence (once): the background canvas in both modalities, lighting applied to the
+canvas and to every sprite (night = low_illumination), sensor-noise banks, the thermal
+camera's fixed-pattern noise and its 8-bit display range. Per frame (cheap): cut the camera
+window out of the canvas (a slice, or a resize when the camera zooms), paste shadows and
+sprites in drawing order, then sensor effects. Thermal frames are blurred (thermal optics
+and detectors are blurrier than RGB), get temporal and column noise, and are written as
+8-bit (fixed linear range per sequence, white = hot) or 16-bit radiometric counts
+(counts = THERMAL_COUNTS_OFFSET + THERMAL_COUNTS_PER_K * temperature in Celsius).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple
+
+import cv2
+import numpy as np
+
+from .synth_plan import SequencePlan, plan_sequence, rng_for
+from .synth_spec import SequenceSpec
+from .synth_textures import build_canvas
+
+THERMAL_COUNTS_OFFSET = 4000.0
+THERMAL_COUNTS_PER_K = 100.0
+MIN_TARGET_CONTRAST_K = 4.0  # outside crossover the target differs this much from its background
+_NOISE_PAD = 64
+
+
+@dataclass(frozen=True)
+class SynthFrame:
+    """Frame `index`: rgb (H, W, 3) uint8 RGB order; thermal (H, W) uint8 or uint16;
+    gt_rgb, gt_thermal: (4,) int32 xywh (all zeros: target out of view)."""
+
+    index: int
+    rgb: np.ndarray
+    thermal: np.ndarray
+    gt_rgb: np.ndarray
+    gt_thermal: np.ndarray
+
+
+class RenderedSequence(NamedTuple):
+    """A whole sequence in memory: lists of N frames, (N, 4) int32 GT, attribute names."""
+
+    rgb: list
+    thermal: list
+    gt_rgb: np.ndarray
+    gt_thermal: np.ndarray
+    attributes: tuple
+
+
+@dataclass(frozen=True)
+class _Lighting:
+    gain: np.ndarray  # (3,) per-channel RGB gain
+    bias: float
+    noise_sigma: float  # RGB sensor noise, 0-255 units
+    chroma_sigma: float
+    shadow: float  # darkening in full object shadow
+
+
+def _lighting(rng: np.random.Generator, night: bool) -> _Lighting:
+    """Daylight (gain ~1, white balance jitter) or night (dark, blue, noisy). Both are always
+    drawn so that switching low_illumination changes nothing else."""
+    day = rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3)
+    dark = rng.uniform(0.10, 0.22) * np.array([0.85, 0.95, 1.15]) * rng.uniform(0.95, 1.05, 3)
+    day_sigma, night_sigma = rng.uniform(1.2, 2.5), rng.uniform(6.0, 10.0)
+    if night:
+        return _Lighting(dark.astype(np.float32), 3.0, night_sigma, 3.0, 0.12)
+    return _Lighting(day.astype(np.float32), 0.0, day_sigma, 0.6, 0.4)
+
+
+def _lamps(rng: np.random.Generator, rgb: np.ndarray, s: float) -> None:
+    """Add a few warm street-lamp glows to a night canvas, in place."""
+    h, w = rgb.shape[:2]
+    for _ in range(int(rng.integers(2, 7) * w * h / (1024 * 820)) + 1):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        sig = rng.uniform(25, 70) * s + 4
+        r = int(3 * sig)
+        x0, x1 = max(0, int(cx) - r), min(w, int(cx) + r)
+        y0, y1 = max(0, int(cy) - r), min(h, int(cy) + r)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sig * sig))
+        rgb[y0:y1, x0:x1] += g[:, :, None] * np.array([110, 85, 45], np.float32) \
+            * rng.uniform(0.5, 1.0)
+
+
+class SequenceRenderer:
+    """Renders frames of one planned sequence; `frame(k)` in any order, deterministic."""
+
+    def __init__(self, plan: SequencePlan):
+        self.plan = plan
+        spec = plan.spec
+        W, H, seed = spec.width, spec.height, spec.seed
+        night = spec.has("low_illumination")
+        CH, CW = plan.canvas_hw
+        canvas = build_canvas(rng_for(seed, "canvas"), spec.profile, CH, CW, spec.size_scale,
+                              plan.ambient, plan.horizon, plan.sun)
+        lrng = rng_for(seed, "lighting")
+        light = _lighting(lrng, night)
+        rgb = canvas.rgb
+        rgb *= light.gain
+        rgb += light.bias
+        if night:
+            _lamps(lrng, rgb, spec.size_scale)
+        self.light = light
+        # convertScaleAbs rounds and saturates at 255; negatives were clamped to 0 first.
+        self.canvas_rgb = cv2.convertScaleAbs(np.maximum(rgb, 0, out=rgb))
+        self.canvas_temp = canvas.temp
+        self.sprites_rgb = [tuple(tuple(self._lit(lv) for lv in s.levels) for s in o.sprites)
+                            for o in plan.objects]
+
+        nrng = rng_for(seed, "noise")
+        P = _NOISE_PAD
+        z = nrng.standard_normal((H + P, W + P), dtype=np.float32)
+        zc = nrng.standard_normal((H + P, W + P, 3), dtype=np.float32)
+        noise = z[:, :, None] * light.noise_sigma + zc * light.chroma_sigma
+        self.noise_pos = np.clip(noise, 0, 255).astype(np.uint8)
+        self.noise_neg = np.clip(-noise, 0, 255).astype(np.uint8)
+        netd = nrng.uniform(0.06, 0.15)
+        self.thermal_noise = nrng.standard_normal((H + P, W + P), dtype=np.float32) * netd
+        cols = nrng.standard_normal(W).astype(np.float32) * netd * 1.2
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        r2 = ((xx - W / 2) ** 2 + (yy - H / 2) ** 2) / ((W / 2) ** 2 + (H / 2) ** 2)
+        self.thermal_fixed = (cols[None, :] - nrng.uniform(0.3, 1.0) * r2).astype(np.float32)
+        self.offsets = nrng.integers(0, P, (spec.num_frames, 4))
+        self.blur_sigma = float(nrng.uniform(0.8, 1.3)) * max(spec.size_scale, 0.5)
+
+        sample = canvas.temp[::8, ::8]
+        lo, hi = np.percentile(sample, [1, 99])
+        # The display range keeps the target and its look-alikes apart (not saturated).
+        temps = [o.sprites[0].base_temp for o in plan.objects
+                 if o.role in ("target", "similar_distractor")]
+        self.t_lo = float(min(lo - 2.0, min(temps) - 8.0))
+        self.t_hi = float(max(hi + 3.0, max(temps) + 4.0))
+        self._cache: dict = {}
+
+    def _lit(self, level: np.ndarray) -> np.ndarray:
+        """Apply the sequence's lighting to a premultiplied sprite level."""
+        out = level.copy()
+        alpha = level[:, :, 3:4]
+        out[:, :, :3] = np.minimum(level[:, :, :3] * self.light.gain + self.light.bias * alpha,
+                                   255.0 * alpha)  # premultiplied colour never exceeds alpha
+        return out
+
+    def _layer(self, key, levels, sprite, w: int, h: int) -> np.ndarray:
+        """The sprite resized to (w, h), cached per object/variant/modality."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == (w, h):
+            return hit[1]
+        lv = levels[sprite.level_for(w, h)]
+        layer = lv if lv.shape[:2] == (h, w) else cv2.resize(lv, (w, h),
+                                                             interpolation=cv2.INTER_LINEAR)
+        self._cache[key] = ((w, h), layer)
+        return layer
+
+    def _background(self, canvas: np.ndarray, x0: int, y0: int, cw: int, ch: int
+                    ) -> np.ndarray:
+        W, H = self.plan.spec.width, self.plan.spec.height
+        CH, CW = canvas.shape[:2]
+        x0, y0 = min(max(x0, 0), CW - cw), min(max(y0, 0), CH - ch)
+        window = canvas[y0:y0 + ch, x0:x0 + cw]
+        if (cw, ch) == (W, H):
+            return window.copy()
+        return cv2.resize(window, (W, H), interpolation=cv2.INTER_LINEAR)
+
+    def rgb(self, k: int) -> np.ndarray:
+        """RGB frame k: (H, W, 3) uint8, RGB channel order."""
+        plan, spec = self.plan, self.plan.spec
+        tau = plan.rgb_time(k)
+        frame = self._background(self.canvas_rgb, *plan.crops[tau])
+        sun = np.array([np.cos(plan.sun), np.sin(plan.sun)])
+        for i, obj in enumerate(plan.objects):
+            x, y, w, h = (int(v) for v in obj.boxes[tau])
+            if x >= spec.width or y >= spec.height or x + w <= 0 or y + h <= 0:
+                continue
+            if obj.shadow != "none":
+                _shadow(frame, x, y, w, h, obj.shadow, sun, self.light.shadow)
+            v = int(obj.variant[tau])
+            layer = self._layer(("rgb", i, v), self.sprites_rgb[i][v], obj.sprites[v], w, h)
+            _paste_rgb(frame, layer, x, y)
+        oy, ox = self.offsets[k, 0], self.offsets[k, 1]
+        H, W = frame.shape[:2]
+        cv2.add(frame, self.noise_pos[oy:oy + H, ox:ox + W], dst=frame)
+        cv2.subtract(frame, self.noise_neg[oy:oy + H, ox:ox + W], dst=frame)
+        return frame
+
+    def temperature(self, k: int) -> np.ndarray:
+        """Thermal frame k as a noiseless, unblurred temperature map (H, W) float32 in C."""
+        plan, spec = self.plan, self.plan.spec
+        W, H = spec.width, spec.height
+        dx, dy = spec.registration_offset
+        tau = plan.thermal_time(k)
+        x0, y0, cw, ch = (int(v) for v in plan.crops[tau])
+        sx, sy = W / cw, H / ch
+        frame = self._background(self.canvas_temp, x0 - int(round(dx / sx)),
+                                 y0 - int(round(dy / sy)), cw, ch)
+        for i, obj in enumerate(plan.objects):
+            x, y, w, h = (int(v) for v in obj.boxes[tau])
+            x, y = x + dx, y + dy
+            if x >= W or y >= H or x + w <= 0 or y + h <= 0:
+                continue
+            v = int(obj.variant[tau])
+            sprite = obj.sprites[v]
+            base, grad = sprite.base_temp, 1.0
+            if i == plan.target:
+                base, grad = self._target_temp(frame, base, float(plan.crossover[tau]),
+                                               x, y, w, h)
+            layer = self._layer(("th", i, v), sprite.thermal, sprite, w, h)
+            _paste_thermal(frame, layer, x, y, base, grad)
+        return frame
+
+    @staticmethod
+    def _target_temp(bg: np.ndarray, base: float, c: float, x, y, w, h
+                     ) -> tuple[float, float]:
+        """Target temperature and gradient scale: pulled towards the local background by
+        the crossover strength c; otherwise kept at least MIN_TARGET_CONTRAST_K away."""
+        H, W = bg.shape
+        mx, my = w // 2, h // 2
+        roi = bg[max(0, y - my):min(H, y + h + my), max(0, x - mx):min(W, x + w + mx)]
+        local = float(roi.mean()) if roi.size else base
+        if c > 0:
+            return (1 - c) * base + c * local, 1.0 - 0.8 * c
+        d = base - local
+        if abs(d) < MIN_TARGET_CONTRAST_K:
+            base = local + (MIN_TARGET_CONTRAST_K if d >= 0 else -MIN_TARGET_CONTRAST_K)
+        return base, 1.0
+
+    def thermal(self, k: int) -> np.ndarray:
+        """Thermal frame k: (H, W) uint8 (8-bit) or uint16 counts (16-bit)."""
+        spec = self.plan.spec
+        t = self.temperature(k)
+        t = cv2.GaussianBlur(t, (0, 0), self.blur_sigma)
+        cv2.add(t, self.thermal_fixed, dst=t)
+        oy, ox = self.offsets[k, 2], self.offsets[k, 3]
+        noise = self.thermal_noise[oy:oy + spec.height, ox:ox + spec.width]
+        if spec.thermal_bits == 16:
+            a, b, depth = THERMAL_COUNTS_PER_K, THERMAL_COUNTS_OFFSET, cv2.CV_16U
+        else:
+            a = 255.0 / (self.t_hi - self.t_lo)
+            b, depth = -self.t_lo * a, cv2.CV_8U
+        return cv2.addWeighted(t, a, noise, a, b, dtype=depth)
+
+    def frame(self, k: int) -> SynthFrame:
+        if not 0 <= k < self.plan.spec.num_frames:
+            raise IndexError(f"frame {k} is outside 0..{self.plan.spec.num_frames - 1}")
+        return SynthFrame(index=k, rgb=self.rgb(k), thermal=self.thermal(k),
+                          gt_rgb=self.plan.gt_rgb[k], gt_thermal=self.plan.gt_thermal[k])
+
+
+def _shadow(frame, x, y, w, h, mode, sun, strength) -> None:
+    """Darken the frame under an object's shadow: cast along the sun ("drop") or a flat
+    ellipse at its feet ("ground")."""
+    if mode == "drop":
+        d = 0.35 * max(w, h)
+        cx, cy, ax, ay = x + w / 2 + sun[0] * d, y + h / 2 + sun[1] * d, w / 2, h / 2
+    else:
+        cx, cy, ax, ay = x + w / 2, y + h, 0.6 * w, max(1.0, 0.07 * h)
+    H, W = frame.shape[:2]
+    x0, x1 = max(0, int(cx - ax) - 1), min(W, int(cx + ax) + 2)
+    y0, y1 = max(0, int(cy - ay) - 1), min(H, int(cy + ay) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.ellipse(mask, (int(round(cx - x0)), int(round(cy - y0))),
+                (max(1, int(ax)), max(1, int(ay))), 0, 0, 360, 255, -1, cv2.LINE_AA)
+    roi = frame[y0:y1, x0:x1]
+    roi[...] = roi * (1.0 - (strength / 255.0) * mask.astype(np.float32))[:, :, None]
+
+
+def _clip_roi(shape, layer, x, y):
+    H, W = shape[:2]
+    h, w = layer.shape[:2]
+    fx0, fy0, fx1, fy1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return None
+    return (slice(fy0, fy1), slice(fx0, fx1)), layer[fy0 - y:fy1 - y, fx0 - x:fx1 - x]
+
+
+def _paste_rgb(frame: np.ndarray, layer: np.ndarray, x: int, y: int) -> None:
+    """Composite a premultiplied (h, w, 4) layer onto uint8 RGB at (x, y), in place."""
+    cut = _clip_roi(frame.shape, layer, x, y)
+    if cut is None:
+        return
+    sl, lay = cut
+    roi = frame[sl]
+    roi[...] = roi * (1.0 - lay[:, :, 3:4]) + lay[:, :, :3] + 0.5
+
+
+def _paste_thermal(frame: np.ndarray, layer: np.ndarray, x: int, y: int, base: float,
+                   grad: float) -> None:
+    """Composite a (h, w, 2) [alpha, alpha * (T - base)] layer at temperature `base` with
+    the internal gradient scaled by `grad`, onto a float32 temperature map, in place."""
+    cut = _clip_roi(frame.shape, layer, x, y)
+    if cut is None:
+        return
+    sl, lay = cut
+    a = lay[:, :, 0]
+    frame[sl] = frame[sl] * (1.0 - a) + a * base + grad * lay[:, :, 1]
+
+
+def iter_sequence(spec: SequenceSpec | SequencePlan) -> Iterator[SynthFrame]:
+    """Frames 0..N-1 one at a time (memory stays at one frame: suitable for long streams,
+    e.g. a 20-minute 30 Hz soak test)."""
+    plan = spec if isinstance(spec, SequencePlan) else plan_sequence(spec)
+    renderer = SequenceRenderer(plan)
+    for k in range(plan.spec.num_frames):
+        yield renderer.frame(k)
+
+
+def render_sequence(spec: SequenceSpec | SequencePlan) -> RenderedSequence:
+    """The whole sequence in memory: (rgb frames, thermal frames, gt_rgb (N, 4),
+    gt_thermal (N, 4), attributes)."""
+    plan = spec if isinstance(spec, SequencePlan) else plan_sequence(spec)
+    rgb, thermal = [], []
+    for f in iter_sequence(plan):
+        rgb.append(f.rgb)
+        thermal.append(f.thermal)
+    return RenderedSequence(rgb, thermal, plan.gt_rgb.copy(), plan.gt_thermal.copy(),
+                            plan.spec.attributes)
