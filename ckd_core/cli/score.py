@@ -61,6 +61,7 @@ def parse_results(values: list[str]) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ckd_core.evaluation.results_io import write_text_atomic
     from ckd_core.evaluation.scorer import (comparison_table, load_dataset_groundtruth,
                                             read_sequence_list, score_results)
 
@@ -79,10 +80,9 @@ def run(args: argparse.Namespace) -> int:
         print(comparison_table(scores))
 
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"dataset": args.dataset, "toolkit_numpy": args.toolkit_numpy,
                "trackers": {name: s.to_dict() for name, s in scores.items()}}
-        args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(args.json, json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}")
     if args.plots:
         from ckd_core.evaluation.plots import plot_curves

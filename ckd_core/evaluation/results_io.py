@@ -88,6 +88,14 @@ def write_result_file(path: str | Path, boxes) -> Path:
         raise ValueError(f"{path}: box of frame {row} is {arr[row].tolist()}; result files "
                          "never hold NaN or infinity (write the last valid box instead)")
     text = "".join(",".join(map(format_value, row)) + "\n" for row in arr.tolist())
+    write_text_atomic(path, text)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace `path` with `text` so that a reader (or a resumed run) never sees half of it:
+    a temporary file in the same folder, fsync, then `os.replace`. Creates the folder."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -99,4 +107,3 @@ def write_result_file(path: str | Path, boxes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
