@@ -150,7 +150,9 @@ def convention(dataset: str, toolkit_numpy: int = 2) -> Convention:
     threshold (e.g. nd = 0.2 with dy = 0 and dx = w / 5, or IoU = 3/20), where the round-off
     of float32 or float64 math decides hit or miss (see `metrics`); on realistic LasHeR data
     the headline numbers move by about 1e-4. Papers from before mid-2024 used numpy 1.
-    Ignored for VTUAV (float64 throughout).
+    toolkit_numpy=1 is exact for integer ground truth (the GT files of all four datasets
+    are integers); with fractional GT, the few float32 products and sums the numpy-1 toolkit
+    kept inside its IoU (x + w, w * h) are not reproduced. Ignored for VTUAV (float64).
     """
     try:
         conv = CONVENTIONS[dataset]
@@ -358,17 +360,21 @@ def score_sequence(conv: Convention, name: str, gt: GroundTruth, result: np.ndar
         pred, gt_v, gt_t = prepare_boxes(conv, gt, result)
     except ValueError as exc:
         raise ValueError(f"sequence '{name}': {exc}") from None
-    counts = {spec.name: _counts(conv, spec, pred, gt_v, gt_t) for spec in conv.metrics}
     n = len(pred)
-    values = {}
-    for spec in conv.metrics:
-        if spec.kind == "precision":
-            values[spec.name] = float(counts[spec.name][spec.index] / n)
-        elif conv.pooled:
-            values[spec.name] = M.trapezoid_success_score(counts[spec.name], n, spec.thresholds)
-        else:
-            values[spec.name] = M.success_score(counts[spec.name] / n)
+    counts = {spec.name: _counts(conv, spec, pred, gt_v, gt_t) for spec in conv.metrics}
+    values = {spec.name: _headline(conv, spec, counts[spec.name] / n, counts[spec.name], n)
+              for spec in conv.metrics}
     return SequenceScore(name=name, n_frames=n, counts=counts, values=values)
+
+
+def _headline(conv: Convention, spec: MetricSpec, curve: np.ndarray, counts: np.ndarray,
+              n: int) -> float:
+    """A metric's number from its curve (or, for GTOT's trapezoid, its pooled counts)."""
+    if spec.kind == "precision":
+        return float(curve[spec.index])
+    if conv.pooled:
+        return M.trapezoid_success_score(counts, n, spec.thresholds)
+    return M.success_score(curve)
 
 
 def _counts(conv: Convention, spec: MetricSpec, pred, gt_v, gt_t) -> np.ndarray:
@@ -376,9 +382,7 @@ def _counts(conv: Convention, spec: MetricSpec, pred, gt_v, gt_t) -> np.ndarray:
     if spec.error == "distance":
         e = (M.min_distance(pred, gt_v, gt_t, conv.inclusive_centre) if both
              else M.centre_distance(pred, gt_v, conv.inclusive_centre))
-    elif spec.error == "normalised":
-        if both:
-            raise ValueError("normalised precision is defined against one GT only")
+    elif spec.error == "normalised":  # against one GT only (LasHeR)
         e = M.normalised_distance(pred, gt_v, conv.inclusive_centre)
     else:
         e = M.max_overlap(pred, gt_v, gt_t) if both else M.iou(pred, gt_v)
@@ -402,19 +406,14 @@ def aggregate(dataset: str, tracker: str, sequences: Iterable[SequenceScore]) ->
     n_total = sum(s.n_frames for s in seqs)
     curves, headline = {}, {}
     for spec in conv.metrics:
+        pooled = np.sum([s.counts[spec.name] for s in seqs], axis=0)
         if conv.pooled:
-            pooled = np.sum([s.counts[spec.name] for s in seqs], axis=0)
             values = pooled / n_total
         else:
             values = np.mean([s.counts[spec.name] / s.n_frames for s in seqs], axis=0)
         curves[spec.name] = Curve(spec.name, spec.kind, np.asarray(spec.thresholds), values,
                                   spec.label)
-        if spec.kind == "precision":
-            headline[spec.name] = float(values[spec.index])
-        elif conv.pooled:
-            headline[spec.name] = M.trapezoid_success_score(pooled, n_total, spec.thresholds)
-        else:
-            headline[spec.name] = M.success_score(values)
+        headline[spec.name] = _headline(conv, spec, values, pooled, n_total)
     return DatasetScore(dataset=dataset, tracker=tracker, headline=headline, curves=curves,
                         sequences=seqs, source=conv.source, pooled=conv.pooled)
 
