@@ -15,7 +15,10 @@ import json
 from pathlib import Path
 
 from ckd_core.cli import CLIError
-from ckd_core.evaluation.scorer import SCORED_DATASETS
+from ckd_core.evaluation.results_io import write_text_atomic
+from ckd_core.evaluation.scorer import (SCORED_DATASETS, TOOLKIT_NUMPY_VERSIONS,
+                                        comparison_table, load_dataset_groundtruth,
+                                        read_sequence_list, score_results)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write headline numbers, curves and per-sequence values here")
     parser.add_argument("--plots", type=Path, metavar="DIR",
                         help="write precision / success plots (PNG) into this folder")
-    parser.add_argument("--toolkit-numpy", type=int, choices=(2, 1), default=2,
+    parser.add_argument("--toolkit-numpy", type=int, choices=TOOLKIT_NUMPY_VERSIONS, default=2,
                         help="reproduce an rgbt toolkit run under numpy 2 (default) or 1; "
                              "they differ only for frames exactly on a threshold")
 
@@ -61,10 +64,6 @@ def parse_results(values: list[str]) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ckd_core.evaluation.results_io import write_text_atomic
-    from ckd_core.evaluation.scorer import (comparison_table, load_dataset_groundtruth,
-                                            read_sequence_list, score_results)
-
     trackers = parse_results(args.results)
     if not args.gt_root.is_dir():
         raise CLIError(f"--gt-root {args.gt_root} is not a folder")
@@ -85,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(args.json, json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}")
     if args.plots:
-        from ckd_core.evaluation.plots import plot_curves
+        from ckd_core.evaluation.plots import plot_curves  # matplotlib: only when asked
         for path in plot_curves(scores, args.plots):
             print(f"wrote {path}")
     return 0
