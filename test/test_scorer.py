@@ -215,6 +215,13 @@ def test_bad_result_rows_name_file_and_line(lasher, row, words):
         score_dataset("lasher", gt_root, res)
 
 
+def test_empty_ground_truth_names_the_sequence(lasher):
+    gt_root, res = lasher
+    (gt_root / "b" / "init.txt").write_text("\n")
+    with pytest.raises(ValueError, match="sequence 'b': nothing to score"):
+        score_dataset("lasher", gt_root, res)
+
+
 def test_missing_result_file(lasher):
     gt_root, res = lasher
     (res / "b.txt").unlink()

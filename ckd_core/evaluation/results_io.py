@@ -49,8 +49,11 @@ def load_result(results_dir: str | Path, sequence: str, n_rows: int, step: int =
     have at least (n_rows - 1) * step + 1 rows. Raises FileNotFoundError naming the sequence
     and the expected path, ValueError naming the sequence and both lengths when it is short.
     """
-    if n_rows < 1 or step < 1:
-        raise ValueError(f"n_rows and step must be >= 1, got {n_rows} and {step}")
+    if n_rows < 1:
+        raise ValueError(f"sequence '{sequence}': nothing to score, its ground truth has no "
+                         "rows")
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
     path = result_path(results_dir, sequence)
     if not path.is_file():
         raise FileNotFoundError(f"sequence '{sequence}': no result file {path}")
