@@ -190,11 +190,15 @@ class TrackerNode(Node):
         return msg.header
 
     def _process(self, item: Item) -> None:
-        if not self._enabled:
-            return
         with self._lock:
-            if self._last_stamp_ns is not None and item.stamp_ns < self._last_stamp_ns:
+            if not self._enabled:
+                # Ignored, but remembered: after re-enabling, only newer images are processed.
+                self._last_stamp_ns = max(self._last_stamp_ns or 0, item.stamp_ns)
+                return
+            if self._last_stamp_ns is not None and item.stamp_ns <= self._last_stamp_ns:
                 back = (self._last_stamp_ns - item.stamp_ns) / 1e9
+                if back == 0:
+                    return  # the same stamp again (a re-sent pair, or the init pair): once only
                 if back <= CLOCK_RESET_S:
                     self._log.warning(
                         f"skipping an image pair {back:.3f} s older than the last processed "

@@ -47,9 +47,10 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01, what: str
 
 @contextmanager
 def spinning(context, *nodes):
-    """Spin `nodes` in a background MultiThreadedExecutor for the duration of the block."""
-    from rclpy.executors import MultiThreadedExecutor
-    ex = MultiThreadedExecutor(num_threads=4, context=context)
+    """Spin `nodes` in a background thread for the duration of the block (one thread, as
+    `ros2 run` does: the node does its heavy work in its own worker thread)."""
+    from rclpy.executors import SingleThreadedExecutor
+    ex = SingleThreadedExecutor(context=context)
     for n in nodes:
         ex.add_node(n)
     t = threading.Thread(target=ex.spin, daemon=True)
