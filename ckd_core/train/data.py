@@ -1,0 +1,110 @@
+"""The training data of a run: sequences from `data.root`, or synthetic ones made on demand.
+
+- A benchmark dataset (`data.dataset` lasher, vtuav, ...): every sequence of `data.root`, or
+  those named in `data.split_file`. A missing or empty folder is a `DatasetError` that says
+  which key or option to fix.
+- `dataset: synthetic`: `data.synthetic_sequences` sequences of run seed
+  `data.synthetic_seed`, rendered by `ckd_core.data.synth` into a cache folder in the LasHeR
+  layout (dense per-frame GT) the first time they are needed, then reused. The folder is
+  `data.root` when given, else `<cache>/ckd-tracker/synthetic/seed<S>_n<N>_<W>x<H>_f<F>`
+  (`<cache>` = $XDG_CACHE_HOME or ~/.cache). A `.complete` marker is written last, so an
+  interrupted generation is redone. In a process group rank 0 generates while the others
+  wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ckd_core.config import DataConfig
+from ckd_core.data.sequences import Sequence, SequenceError, list_sequences
+from ckd_core.train.distributed import DistInfo, barrier
+
+SYNTH_LAYOUT = "lasher"
+COMPLETE_MARKER = ".complete"
+# Frame geometry of on-demand synthetic training sequences: the synthetic benchmarks' frame
+# size (so targets have the pixel sizes the tracker meets), fewer frames than a benchmark
+# sequence (variety comes from more sequences; ~18 MB and ~2.5 s of rendering each).
+SYNTH_FRAMES = 150
+SYNTH_WIDTH = 640
+SYNTH_HEIGHT = 512
+
+
+class DatasetError(ValueError):
+    """The training data cannot be found or read; the message says what to fix."""
+
+
+def default_synthetic_root(data: DataConfig) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    name = (f"seed{data.synthetic_seed}_n{data.synthetic_sequences}_{SYNTH_WIDTH}x"
+            f"{SYNTH_HEIGHT}_f{SYNTH_FRAMES}")
+    return base / "ckd-tracker" / "synthetic" / name
+
+
+def training_sequences(data: DataConfig, info: DistInfo | None = None) -> list[Sequence]:
+    """Open (and for `synthetic`, first generate) the sequences a run trains on."""
+    if data.dataset == "synthetic":
+        return _synthetic_sequences(data, info)
+    if not data.root:
+        raise DatasetError(f"data.root is empty: give the {data.dataset} dataset folder with "
+                           "--data-root DIR (or --set data.root=DIR)")
+    root = Path(data.root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"data.root = {str(root)!r} does not exist or is not a folder "
+                           f"(dataset {data.dataset}); pass the right folder with --data-root")
+    if data.split_file and not Path(data.split_file).is_file():
+        raise DatasetError(f"data.split_file = {data.split_file!r} does not exist")
+    try:
+        return list_sequences(data.dataset, root, data.split_file or None)
+    except SequenceError as exc:
+        raise DatasetError(f"cannot read the {data.dataset} training set in {root}: {exc}") \
+            from None
+
+
+def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequence]:
+    if data.synthetic_sequences <= 0:
+        raise DatasetError("data.dataset is synthetic but data.synthetic_sequences is 0; set "
+                           "how many sequences to generate (e.g. --set "
+                           "data.synthetic_sequences=40)")
+    root = Path(data.root).expanduser() if data.root else default_synthetic_root(data)
+    recipe = {"seed": data.synthetic_seed, "count": data.synthetic_sequences,
+              "frames": SYNTH_FRAMES, "width": SYNTH_WIDTH, "height": SYNTH_HEIGHT,
+              "layout": SYNTH_LAYOUT}
+    if info is None or info.is_main:
+        ensure_synthetic(root, recipe)
+    if info is not None:
+        barrier(info)
+    return list_sequences(SYNTH_LAYOUT, root)
+
+
+def ensure_synthetic(root: Path, recipe: dict) -> None:
+    """Generate the synthetic sequences of `recipe` in `root` unless already complete."""
+    marker = root / COMPLETE_MARKER
+    if marker.is_file():
+        try:
+            found = json.loads(marker.read_text())
+        except json.JSONDecodeError:
+            found = None
+        if found == recipe:
+            return
+        raise DatasetError(f"{root} holds synthetic data made with {found}, not {recipe}; "
+                           "use another data.root or delete that folder")
+    from ckd_core.data import synth
+    if root.exists() and any(root.iterdir()):
+        ours = [p for p in root.iterdir() if p.name.startswith("synth_") and p.is_dir()]
+        if not ours:
+            raise DatasetError(f"{root} is not empty and holds no synthetic sequences; refusing "
+                               "to write into it (use an empty or new data.root)")
+        for p in ours:  # an interrupted generation: start over
+            shutil.rmtree(p)
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"generating {recipe['count']} synthetic sequences in {root} ...", flush=True)
+    specs = synth.make_benchmark_specs(recipe["seed"], recipe["count"],
+                                       num_frames=recipe["frames"], width=recipe["width"],
+                                       height=recipe["height"])
+    synth.write_dataset(specs, root, layout=recipe["layout"],
+                        workers=min(4, os.cpu_count() or 1))
+    marker.write_text(json.dumps(recipe))
