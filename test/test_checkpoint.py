@@ -252,6 +252,17 @@ def test_official_ckd_imports_cleanly(tmp_path, monkeypatch, tiny_cfg, prefix):
     build_inference_model(tiny_cfg.model).load_state_dict(inference.state_dict, strict=True)
 
 
+def test_official_temporal_embeddings_are_ignored_not_added():
+    shapes = ac.ckd_official_shapes(**TINY)
+    shapes.update({f"{b}.temporal_pos_embed_{t}": (1, 1, TINY["c"])
+                   for b in km.BRANCHES for t in "xz"})
+    net = ac.random_state(shapes)
+    mapped = km.map_ckd_official(net)
+    assert torch.equal(mapped.state["rgb_branch.pos_embed_x"], net["rgb_branch.pos_embed_x"])
+    assert sorted(k for k, why in mapped.ignored if why == km.UNUSED_TOKEN_TYPE) == sorted(
+        f"{b}.temporal_pos_embed_{t}" for b in km.BRANCHES for t in "xz")
+
+
 def test_official_inference_only_checkpoint(tmp_path, monkeypatch):
     path, _ = _official_checkpoint(tmp_path, monkeypatch, training=False)
     report = ck.import_checkpoint(path)

@@ -12,7 +12,10 @@ What each source looks like and what we assume about it:
 
 - official CKD (`Multi-Modality-Tracking/CKD`, `OSTrack_CKD`): `net` holds exactly our names
   (`rgb_branch.*`, ..., `box_head_i.*`); each branch also carries the ViT's unused
-  `cls_token` (1, 1, C) and 197-token `pos_embed` -> ignored.
+  `cls_token` (1, 1, C) and 197-token `pos_embed` -> ignored. If a branch carries DropTrack's
+  `temporal_pos_embed_*` (the authors' ViT class may register them), they are ignored too:
+  CKD's forward never adds them, because `build_ostrack_ckd` already added them into
+  `pos_embed_z/x` when it initialised from DropTrack.
 - OSTrack (`botaoye/OSTrack`): `net` = `backbone.*` (one ViT, same per-branch names, plus the
   unused `cls_token` / `pos_embed`) + `box_head.*` (CENTER head on C channels). The backbone
   goes into all four branches; the head into both teacher heads and into the fused head with
@@ -52,10 +55,10 @@ BRANCHES = ("rgb_branch", "tir_branch", "teacher_rgb", "teacher_tir")
 TRAINING_ONLY = ("teacher_rgb.", "teacher_tir.", "box_head_v.", "box_head_i.")
 FUSED_CONV1 = ("conv1_ctr.0.weight", "conv1_offset.0.weight", "conv1_size.0.weight")
 
-UNUSED_VIT = "unused by CKD (the ViT's cls token / 197-token position table)"
-UNUSED_CLASSIFIER = "unused by CKD (image-classification head)"
-UNUSED_DECODER = "unused by CKD (MAE pre-training decoder)"
-TRAINING_ONLY_REASON = "training-only (teacher branch or head), unused by the inference model"
+UNUSED_VIT = "unused by CKD: the ViT's cls token / 197-token position table"
+UNUSED_CLASSIFIER = "unused by CKD: image-classification head"
+UNUSED_DECODER = "unused by CKD: MAE pre-training decoder"
+TRAINING_ONLY_REASON = "training-only: a teacher branch or head, unused by the inference model"
 
 # branch keys that exist in the authors' ViTs but not in ours
 _UNUSED_BRANCH_KEYS = ("cls_token", "pos_embed", "cls_pos_embed", "dist_token")
@@ -122,9 +125,17 @@ def split_prefix_tokens(pos_embed: torch.Tensor) -> tuple[int, torch.Tensor]:
     raise ValueError(f"pos_embed has {n} positions: no square grid after up to 8 prefix tokens")
 
 
+_TOKEN_TYPE = (("temporal_pos_embed_z", "pos_embed_z"), ("temporal_pos_embed_x", "pos_embed_x"),
+               ("template_segment_pos_embed", "pos_embed_z"),
+               ("search_segment_pos_embed", "pos_embed_x"))
+UNUSED_TOKEN_TYPE = ("unused by CKD's forward: the authors added it into pos_embed_z/x when "
+                     "initialising from DropTrack")
+
+
 def _finish_branch(branch: dict[str, torch.Tensor], src: str, grids: tuple[int, int] | None,
-                   mode: str, out: Mapped) -> dict[str, torch.Tensor]:
-    """Drop the unused ViT keys, resize the tables to `grids`, fold token-type embeddings."""
+                   mode: str, out: Mapped, fold: bool = True) -> dict[str, torch.Tensor]:
+    """Drop the unused ViT keys, resize the tables to `grids`, and add the token-type
+    embeddings (1, 1, C) into the tables (fold=True) or ignore them (fold=False)."""
     branch = dict(branch)
     for key in _UNUSED_BRANCH_KEYS:
         if key in branch:
@@ -138,13 +149,12 @@ def _finish_branch(branch: dict[str, torch.Tensor], src: str, grids: tuple[int, 
                 if branch[key].shape[1] != old:
                     g = grid_side(old, f"{src}{key}")
                     out.notes.append(f"{src}{key}: resized {g}x{g} -> {grid}x{grid} ({mode})")
-    folds = (("temporal_pos_embed_z", "pos_embed_z"), ("temporal_pos_embed_x", "pos_embed_x"),
-             ("template_segment_pos_embed", "pos_embed_z"),
-             ("search_segment_pos_embed", "pos_embed_x"))
-    for extra, table in folds:
+    for extra, table in _TOKEN_TYPE:
         if extra in branch:
             value = branch.pop(extra)
-            if table in branch:
+            if not fold:
+                out.ignored.append((f"{src}{extra}", UNUSED_TOKEN_TYPE))
+            elif table in branch:
                 branch[table] = branch[table] + value.to(branch[table].dtype)
                 out.notes.append(f"{src}{extra}: added into {table}")
             else:
@@ -164,7 +174,7 @@ def map_ckd_official(sd: dict[str, torch.Tensor]) -> Mapped:
     for b in BRANCHES:
         sub = _split(sd, f"{b}.")
         if sub:
-            for k, v in _finish_branch(sub, f"{b}.", None, "bilinear", out).items():
+            for k, v in _finish_branch(sub, f"{b}.", None, "bilinear", out, fold=False).items():
                 out.state[f"{b}.{k}"] = v
     for k, v in sd.items():
         if not k.startswith(branch_prefixes):
