@@ -216,3 +216,23 @@ def test_real_model_is_deterministic_and_matches_a_manual_step():
     side = 128 / cr.resize_factor
     exp = clip_xywh((cx + 100 - side / 2 - w / 2, cy + 100 - side / 2 - h / 2, w, h), W, H, 10)
     assert got == pytest.approx(exp, abs=1e-4)
+
+
+def test_from_checkpoint_round_trip_and_clear_errors(tmp_path):
+    from ckd_core.model.checkpoint import save_checkpoint
+
+    cfg = load_config("ckd_tiny_mce")
+    model = build_inference_model(cfg.model)
+    path = save_checkpoint(model, cfg, tmp_path / "m.safetensors")
+    t = Tracker.from_checkpoint(path, tracker_config=TrackerConfig(lost_threshold=0.1))
+    assert t.cfg.lost_threshold == 0.1 and t.model_cfg == cfg.model
+    t.init(*scene(100, 100), (92, 92, 16, 16))
+    ref = Tracker(model, cfg)
+    ref.init(*scene(100, 100), (92, 92, 16, 16))
+    assert t.update(*scene(103, 100)).box_xywh == ref.update(*scene(103, 100)).box_xywh
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Tracker.from_checkpoint(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError):
+        Tracker.from_checkpoint(bad)

@@ -168,12 +168,19 @@ class Tracker:
                         tracker_config: TrackerConfig | None = None,
                         elimination: bool | None = None) -> "Tracker":
         """Load weights (our format; None = the shipped default model) and build a tracker."""
-        from ckd_core.model.checkpoint import load_checkpoint, load_model
+        import json
+
+        from ckd_core.config import from_dict
+        from ckd_core.model.checkpoint import CheckpointError, load_model, read_checkpoint_meta
         from ckd_core.tracking.default_model import default_checkpoint_path
 
         path = default_checkpoint_path() if path is None else path
-        _, cfg, _ = load_checkpoint(path)
-        model = load_model(path, device="cpu")
+        meta = read_checkpoint_meta(path)
+        if meta is None:
+            raise CheckpointError(f"{path} is not a ckd-tracker checkpoint; convert foreign "
+                                  f"weights first (see `ckd inspect`)")
+        cfg = from_dict(json.loads(meta["config"]))
+        model = load_model(path, device="cpu")  # verifies the content hash
         if tracker_config is not None:
             cfg = CKDConfig(name=cfg.name, model=cfg.model, data=cfg.data, train=cfg.train,
                             tracker=tracker_config)
