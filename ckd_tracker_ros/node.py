@@ -21,20 +21,19 @@ it answers with a clear service message or a throttled warning.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Any, Callable
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
-from vision_msgs.msg import Detection2D, Detection2DArray
 from diagnostic_msgs.msg import DiagnosticArray
+from vision_msgs.msg import Detection2D, Detection2DArray
 
 from ckd_core.boxes import validate_xywh
 from ckd_tracker_ros import detections as out
@@ -50,23 +49,28 @@ NO_PAIRS_CHECK_S = 5.0  # how often "images arrive but no pairs form" is checked
 CLOCK_RESET_S = 1.0  # stamps jumping back more than this = a new time base (bag loop)
 WARN_THROTTLE_S = 5.0
 
-_PARAM_TYPES = {"str": ParameterType.PARAMETER_STRING, "bool": ParameterType.PARAMETER_BOOL,
-                "int": ParameterType.PARAMETER_INTEGER, "float": ParameterType.PARAMETER_DOUBLE,
-                "float_list": ParameterType.PARAMETER_DOUBLE_ARRAY}
-
 
 def build_tracker(settings: P.Settings):
-    """The real Tracker for these settings (the tracker section's other values: defaults)."""
-    import torch
-    from ckd_core.config import TrackerConfig
-    from ckd_core.tracking import Tracker
+    """The real Tracker for these settings: the checkpoint's own tracker section, with the
+    node's thresholds and reference camera in place of its values."""
+    import dataclasses
+    import json
 
-    cfg = TrackerConfig(lost_threshold=settings.lost_threshold,
-                        recover_threshold=settings.recover_threshold,
-                        reference_camera=settings.reference_camera)
+    import torch
+    from ckd_core.config import TrackerConfig, from_dict
+    from ckd_core.model.checkpoint import read_checkpoint_meta
+    from ckd_core.tracking import Tracker
+    from ckd_core.tracking.default_model import default_checkpoint_path
+
+    path = settings.checkpoint or None
+    meta = read_checkpoint_meta(path or default_checkpoint_path())
+    base = from_dict(json.loads(meta["config"])).tracker if meta else TrackerConfig()
+    cfg = dataclasses.replace(base, lost_threshold=settings.lost_threshold,
+                              recover_threshold=settings.recover_threshold,
+                              reference_camera=settings.reference_camera)
     cfg.validate("tracker")
     return Tracker.from_checkpoint(
-        settings.checkpoint or None, device=P.resolve_device(settings.device),
+        path, device=P.resolve_device(settings.device),
         dtype=torch.float16 if settings.fp16 else torch.float32, tracker_config=cfg,
         elimination=settings.elimination_flag)
 

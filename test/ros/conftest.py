@@ -66,3 +66,18 @@ def ros_context():
     rclpy.init(context=ctx)
     yield ctx
     rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """(path, TrackerConfig) of a tiny randomly initialised CKD checkpoint (ckd_tiny preset):
+    the real Tracker code path at a few tens of milliseconds per frame on a CPU."""
+    import torch
+    from ckd_core.config import load_config
+    from ckd_core.model import build_inference_model
+    from ckd_core.model.checkpoint import save_checkpoint
+    cfg = load_config("ckd_tiny")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_checkpoint(build_inference_model(cfg.model), cfg, path)
+    return str(path), cfg.tracker
