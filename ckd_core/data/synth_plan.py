@@ -136,7 +136,7 @@ def _plan_camera(rng, spec: SequenceSpec, T: int):
     """Canvas size, horizon row and (T, 4) crop windows."""
     W, H = spec.width, spec.height
     uav = spec.profile == "uav"
-    margin = 8 + max(abs(v) for v in spec.registration_offset)
+    margin = 16  # the thermal window may leave the canvas (registration offset): padded
     horizon_frac = rng.uniform(0.28, 0.42)
     if not spec.has("camera_motion"):
         CH, CW = H + 2 * margin, W + 2 * margin

@@ -127,12 +127,13 @@ class SequenceRenderer:
         self.thermal_fixed = (cols[None, :] - nrng.uniform(0.3, 1.0) * r2).astype(np.float32)
         self.offsets = nrng.integers(0, P, (spec.num_frames, 4))
         self.blur_sigma = float(nrng.uniform(0.8, 1.3)) * max(spec.size_scale, 0.5)
+        self.blur_size = 2 * int(np.ceil(2.5 * self.blur_sigma)) + 1  # +-2.5 sigma is plenty
 
         sample = canvas.temp[::8, ::8]
         lo, hi = np.percentile(sample, [1, 99])
         # The display range keeps the target and its look-alikes apart (not saturated).
         temps = [o.sprites[0].base_temp for o in plan.objects
-                 if o.role in ("target", "similar_distractor")]
+                 if o.role in ("target", "similar_distractor")] or [float(np.median(sample))]
         self.t_lo = float(min(lo - 2.0, min(temps) - 8.0))
         self.t_hi = float(max(hi + 3.0, max(temps) + 4.0))
         self._cache: dict = {}
@@ -145,23 +146,37 @@ class SequenceRenderer:
                                    255.0 * alpha)  # premultiplied colour never exceeds alpha
         return out
 
-    def _layer(self, key, levels, sprite, w: int, h: int) -> np.ndarray:
-        """The sprite resized to (w, h), cached per object/variant/modality."""
+    def _layer(self, key, levels, sprite, w: int, h: int) -> tuple[np.ndarray, ...]:
+        """The sprite resized to (w, h) and split for compositing, cached per object,
+        variant and modality: RGB (1 - alpha as (h, w, 3), premultiplied colour (h, w, 3));
+        thermal (1 - alpha, alpha, alpha * (T - base)), each (h, w); all float32."""
         hit = self._cache.get(key)
         if hit is not None and hit[0] == (w, h):
             return hit[1]
         lv = levels[sprite.level_for(w, h)]
-        layer = lv if lv.shape[:2] == (h, w) else cv2.resize(lv, (w, h),
-                                                             interpolation=cv2.INTER_LINEAR)
-        self._cache[key] = ((w, h), layer)
-        return layer
+        if lv.shape[:2] != (h, w):
+            lv = cv2.resize(lv, (w, h), interpolation=cv2.INTER_LINEAR)
+        if lv.shape[2] == 4:
+            parts = (np.ascontiguousarray(np.repeat(1.0 - lv[:, :, 3:4], 3, axis=2)),
+                     np.ascontiguousarray(lv[:, :, :3]))
+        else:
+            parts = (1.0 - lv[:, :, 0], np.ascontiguousarray(lv[:, :, 0]),
+                     np.ascontiguousarray(lv[:, :, 1]))
+        self._cache[key] = ((w, h), parts)
+        return parts
 
     def _background(self, canvas: np.ndarray, x0: int, y0: int, cw: int, ch: int
                     ) -> np.ndarray:
+        """The camera window (x0, y0, cw, ch) of `canvas` at frame size; parts outside the
+        canvas are mirrored in (only a large registration offset reaches there)."""
         W, H = self.plan.spec.width, self.plan.spec.height
         CH, CW = canvas.shape[:2]
-        x0, y0 = min(max(x0, 0), CW - cw), min(max(y0, 0), CH - ch)
-        window = canvas[y0:y0 + ch, x0:x0 + cw]
+        if x0 < 0 or y0 < 0 or x0 + cw > CW or y0 + ch > CH:
+            inner = canvas[max(y0, 0):min(y0 + ch, CH), max(x0, 0):min(x0 + cw, CW)]
+            window = cv2.copyMakeBorder(inner, max(0, -y0), max(0, y0 + ch - CH), max(0, -x0),
+                                        max(0, x0 + cw - CW), cv2.BORDER_REFLECT_101)
+        else:
+            window = canvas[y0:y0 + ch, x0:x0 + cw]
         if (cw, ch) == (W, H):
             return window.copy()
         return cv2.resize(window, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -204,35 +219,20 @@ class SequenceRenderer:
                 continue
             v = int(obj.variant[tau])
             sprite = obj.sprites[v]
-            base, grad = sprite.base_temp, 1.0
+            base, cross = sprite.base_temp, 0.0
             if i == plan.target:
-                base, grad = self._target_temp(frame, base, float(plan.crossover[tau]),
-                                               x, y, w, h)
+                cross = float(plan.crossover[tau])
+                if cross == 0.0:
+                    base = _keep_contrast(frame, base, x, y, w, h)
             layer = self._layer(("th", i, v), sprite.thermal, sprite, w, h)
-            _paste_thermal(frame, layer, x, y, base, grad)
+            _paste_thermal(frame, layer, x, y, base, cross)
         return frame
-
-    @staticmethod
-    def _target_temp(bg: np.ndarray, base: float, c: float, x, y, w, h
-                     ) -> tuple[float, float]:
-        """Target temperature and gradient scale: pulled towards the local background by
-        the crossover strength c; otherwise kept at least MIN_TARGET_CONTRAST_K away."""
-        H, W = bg.shape
-        mx, my = w // 2, h // 2
-        roi = bg[max(0, y - my):min(H, y + h + my), max(0, x - mx):min(W, x + w + mx)]
-        local = float(roi.mean()) if roi.size else base
-        if c > 0:
-            return (1 - c) * base + c * local, 1.0 - 0.8 * c
-        d = base - local
-        if abs(d) < MIN_TARGET_CONTRAST_K:
-            base = local + (MIN_TARGET_CONTRAST_K if d >= 0 else -MIN_TARGET_CONTRAST_K)
-        return base, 1.0
 
     def thermal(self, k: int) -> np.ndarray:
         """Thermal frame k: (H, W) uint8 (8-bit) or uint16 counts (16-bit)."""
         spec = self.plan.spec
         t = self.temperature(k)
-        t = cv2.GaussianBlur(t, (0, 0), self.blur_sigma)
+        t = cv2.GaussianBlur(t, (self.blur_size, self.blur_size), self.blur_sigma)
         cv2.add(t, self.thermal_fixed, dst=t)
         oy, ox = self.offsets[k, 2], self.offsets[k, 3]
         noise = self.thermal_noise[oy:oy + spec.height, ox:ox + spec.width]
@@ -263,42 +263,74 @@ def _shadow(frame, x, y, w, h, mode, sun, strength) -> None:
     y0, y1 = max(0, int(cy - ay) - 1), min(H, int(cy + ay) + 2)
     if x1 <= x0 or y1 <= y0:
         return
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    mask = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
     cv2.ellipse(mask, (int(round(cx - x0)), int(round(cy - y0))),
-                (max(1, int(ax)), max(1, int(ay))), 0, 0, 360, 255, -1, cv2.LINE_AA)
+                (max(1, int(ax)), max(1, int(ay))), 0, 0, 360,
+                (int(255 * strength),) * 3, -1, cv2.LINE_AA)
     roi = frame[y0:y1, x0:x1]
-    roi[...] = roi * (1.0 - (strength / 255.0) * mask.astype(np.float32))[:, :, None]
+    roi[...] = cv2.subtract(roi, cv2.multiply(roi, mask, scale=1.0 / 255))
 
 
-def _clip_roi(shape, layer, x, y):
+def _clip_roi(shape, x: int, y: int, w: int, h: int):
+    """(frame slices, layer slices) of a (w, h) layer placed at (x, y); None if outside."""
     H, W = shape[:2]
-    h, w = layer.shape[:2]
     fx0, fy0, fx1, fy1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
     if fx1 <= fx0 or fy1 <= fy0:
         return None
-    return (slice(fy0, fy1), slice(fx0, fx1)), layer[fy0 - y:fy1 - y, fx0 - x:fx1 - x]
+    return ((slice(fy0, fy1), slice(fx0, fx1)),
+            (slice(fy0 - y, fy1 - y), slice(fx0 - x, fx1 - x)))
 
 
-def _paste_rgb(frame: np.ndarray, layer: np.ndarray, x: int, y: int) -> None:
-    """Composite a premultiplied (h, w, 4) layer onto uint8 RGB at (x, y), in place."""
-    cut = _clip_roi(frame.shape, layer, x, y)
+def _paste_rgb(frame: np.ndarray, layer: tuple[np.ndarray, np.ndarray], x: int, y: int
+               ) -> None:
+    """Composite a layer (1 - alpha, premultiplied colour), both (h, w, 3) float32, onto a
+    uint8 RGB frame at (x, y), in place."""
+    inv, colour = layer
+    cut = _clip_roi(frame.shape, x, y, inv.shape[1], inv.shape[0])
     if cut is None:
         return
-    sl, lay = cut
-    roi = frame[sl]
-    roi[...] = roi * (1.0 - lay[:, :, 3:4]) + lay[:, :, :3] + 0.5
+    fs, ls = cut
+    roi = frame[fs]
+    f = roi.astype(np.float32)
+    cv2.multiply(f, inv[ls], dst=f)
+    cv2.add(f, colour[ls], dst=f)
+    roi[...] = cv2.convertScaleAbs(f)  # rounds and saturates
 
 
-def _paste_thermal(frame: np.ndarray, layer: np.ndarray, x: int, y: int, base: float,
-                   grad: float) -> None:
-    """Composite a (h, w, 2) [alpha, alpha * (T - base)] layer at temperature `base` with
-    the internal gradient scaled by `grad`, onto a float32 temperature map, in place."""
-    cut = _clip_roi(frame.shape, layer, x, y)
+def _keep_contrast(bg: np.ndarray, base: float, x: int, y: int, w: int, h: int) -> float:
+    """The target's temperature moved, if needed, to MIN_TARGET_CONTRAST_K from the typical
+    (median) background behind its box, so that only thermal_crossover sequences have
+    crossovers."""
+    H, W = bg.shape
+    step = max(1, min(w, h) // 8)  # a sample is enough for a median
+    roi = bg[max(0, y):min(H, y + h):step, max(0, x):min(W, x + w):step]
+    if roi.size == 0:
+        return base
+    d = base - float(np.median(roi))
+    if abs(d) >= MIN_TARGET_CONTRAST_K:
+        return base
+    return base + (MIN_TARGET_CONTRAST_K if d >= 0 else -MIN_TARGET_CONTRAST_K) - d
+
+
+def _paste_thermal(frame: np.ndarray, layer: tuple[np.ndarray, ...], x: int, y: int,
+                   base: float, cross: float = 0.0) -> None:
+    """Composite a layer (1 - alpha, alpha, alpha * (T - base)), each (h, w) float32, at
+    temperature `base` onto a float32 temperature map, in place. With crossover strength
+    `cross` in [0, 1] the object takes the temperature of whatever is behind it, pixel by
+    pixel, keeping 15 % of its internal gradient at cross = 1 (it nearly vanishes)."""
+    inv, alpha, grad = layer
+    cut = _clip_roi(frame.shape, x, y, inv.shape[1], inv.shape[0])
     if cut is None:
         return
-    sl, lay = cut
-    a = lay[:, :, 0]
-    frame[sl] = frame[sl] * (1.0 - a) + a * base + grad * lay[:, :, 1]
+    fs, ls = cut
+    if cross == 0.0:
+        f = cv2.multiply(frame[fs], inv[ls])
+        cv2.scaleAdd(alpha[ls], base, f, dst=f)
+        cv2.add(f, grad[ls], dst=f)
+        frame[fs] = f
+    else:
+        a = alpha[ls] * (1.0 - cross)
+        frame[fs] = frame[fs] * (1.0 - a) + a * base + (1.0 - 0.85 * cross) * grad[ls]
 
 
 def iter_sequence(spec: SequenceSpec | SequencePlan) -> Iterator[SynthFrame]:

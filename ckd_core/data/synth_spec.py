@@ -50,7 +50,7 @@ KINDS = ("person", "vehicle", "animal")
 _EXCLUSIVE_PAIRS = (frozenset({"low_illumination", "thermal_crossover"}),)
 # Attributes whose events need room in the timeline.
 _EVENT_ATTRIBUTES = ("occlusion", "out_of_view", "thermal_crossover", "fast_motion")
-MIN_EVENT_FRAMES = 16
+MIN_EVENT_FRAMES = 10
 
 
 @dataclass(frozen=True)
