@@ -395,3 +395,44 @@ def test_compressed_rgb_and_debug_image(ros_context):
         assert (img.encoding, img.width, img.height) == ("rgb8", 2 * W, H)
         assert img.header.frame_id == "rgb_cam"
     r.destroy()
+
+
+def test_warns_with_counters_when_images_arrive_but_never_pair(ros_context, monkeypatch):
+    import ckd_tracker_ros.node as node_module
+    monkeypatch.setattr(node_module, "NO_PAIRS_CHECK_S", 0.5)
+    r = Rig(ros_context, slop=0.01)
+    with spinning(ros_context, r.node, r.t):
+        r.wait_connected()
+        k = itertools.count()
+
+        def unpaired():  # thermal stamped 0.05 s after rgb: never within slop
+            i = next(k)
+            r.publish(i, thermal=False)
+            th = numpy_to_image(np.zeros((H, W), np.uint8), "mono8")
+            th.header.stamp = stamp(i + 0.5)
+            r.th_pub.publish(th)
+            return [d.status[0] for d in r.diag if "no pairs form" in d.status[0].message]
+        (diag, *_) = wait_for(unpaired, timeout=15.0, interval=0.05, what="a no-pairs warning")
+        assert diag.level == DiagnosticStatus.WARN
+        assert "rgb and" in diag.message and "0 pairs" in diag.message
+        assert "slop=0.01 s" in diag.message
+        assert r.pairs() == 0
+    r.destroy()
+
+
+def test_qos_reliability_parameter(ros_context):
+    from rclpy.qos import ReliabilityPolicy
+    r = Rig(ros_context, qos_reliability="reliable")
+    try:
+        infos = wait_for(lambda: r.t.get_subscriptions_info_by_topic(f"{r.ns}/rgb/image"),
+                         what="the rgb subscription")
+        assert infos[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    finally:
+        r.destroy()
+    r = Rig(ros_context)
+    try:
+        infos = wait_for(lambda: r.t.get_subscriptions_info_by_topic(f"{r.ns}/rgb/image"),
+                         what="the rgb subscription")
+        assert infos[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    finally:
+        r.destroy()
