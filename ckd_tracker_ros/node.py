@@ -358,8 +358,6 @@ class TrackerNode(Node):
             if new.slop != old.slop:
                 self._pairs.set_slop(new.slop)
             self._mailbox.silent_after = new.silent_after
-            if new.label != old.label and not self._track_id:
-                self._label = new.label
         self._log.info(f"parameters changed: {changes}")
         return SetParametersResult(successful=True)
 
@@ -376,9 +374,10 @@ class TrackerNode(Node):
 
     def _heartbeat(self) -> None:
         quiet = self._last_done is None or time.monotonic() - self._last_done > 1.0
-        status = self._status(self._last_header if not quiet else self._idle_header())
         if quiet:
             self._fps = 0.0
+        status = self._status(self._last_header if not quiet else self._idle_header())
+        if quiet:  # otherwise the worker publishes a status with every result
             self._status_pub.publish(status)
         problems = []
         silent = self._mailbox.silent_cameras()

@@ -289,11 +289,6 @@ class PairSubscriber:
             with self._sync.lock:
                 self._sync.slop = Duration(seconds=seconds)
 
-    def destroy(self, node) -> None:
-        for s in self._subs:
-            node.destroy_subscription(getattr(s, "sub", s))
-        self._subs = []
-
 
 def _import_message_filters():
     try:

@@ -78,7 +78,7 @@ PARAMS: dict[str, ParamSpec] = {
     "publish_debug_image": ParamSpec(True, "bool", "publish ~/debug_image (only while it has "
                                      "subscribers)", runtime=True),
     "label": ParamSpec("target", "str", "class_id of the detections when init_target gives "
-                       "none", runtime=True),
+                       "none (a change applies from the next initialisation)", runtime=True),
 }
 
 _DEVICE_RE = re.compile(r"^(cpu|auto|cuda|cuda:\d+)$")
