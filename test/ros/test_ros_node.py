@@ -420,19 +420,14 @@ def test_warns_with_counters_when_images_arrive_but_never_pair(ros_context, monk
     r.destroy()
 
 
-def test_qos_reliability_parameter(ros_context):
+@pytest.mark.parametrize("params,expected", [({}, "BEST_EFFORT"),
+                                             ({"qos_reliability": "reliable"}, "RELIABLE")])
+def test_qos_reliability_parameter(ros_context, params, expected):
     from rclpy.qos import ReliabilityPolicy
-    r = Rig(ros_context, qos_reliability="reliable")
+    r = Rig(ros_context, **params)
     try:
         infos = wait_for(lambda: r.t.get_subscriptions_info_by_topic(f"{r.ns}/rgb/image"),
                          what="the rgb subscription")
-        assert infos[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
-    finally:
-        r.destroy()
-    r = Rig(ros_context)
-    try:
-        infos = wait_for(lambda: r.t.get_subscriptions_info_by_topic(f"{r.ns}/rgb/image"),
-                         what="the rgb subscription")
-        assert infos[0].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        assert infos[0].qos_profile.reliability == ReliabilityPolicy[expected]
     finally:
         r.destroy()
