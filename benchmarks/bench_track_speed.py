@@ -52,13 +52,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    checkpoint = args.checkpoint
-    if checkpoint is None and args.preset is None:
-        from ckd_core.tracking.default_model import default_checkpoint_path
-        checkpoint = default_checkpoint_path()
-    tracker = TrackerSpec(checkpoint=checkpoint, preset=args.preset,
-                          state_machine=not args.authors_tracker).build()
-    what = args.preset + " (random weights)" if args.preset else str(checkpoint)
+    spec = TrackerSpec.model(args.checkpoint, args.preset,
+                             state_machine=not args.authors_tracker)
+    tracker = spec.build()
+    what = args.preset + " (random weights)" if args.preset else str(spec.checkpoint)
     elim = tracker.model_cfg.elimination
     print(f"model: {what}; elimination {'on (' + elim.mode + ')' if elim.enabled else 'off'}"
           f"; template {tracker.model_cfg.template_size}, search "
@@ -85,7 +82,8 @@ def main() -> None:
 
     print(f"hardware: {hardware_name('cpu')}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; load average "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} (1, 5, 15 min; above the core count = CPU shared with other jobs)")
+          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} (1, 5, 15 min; above the "
+          "core count = CPU shared with other jobs)")
     print(f"frames timed: {len(total)}")
     for name, ms in (("end to end", total_ms), ("model only", model_ms)):
         print(f"{name:>11}: {1000 * len(ms) / ms.sum():6.1f} FPS   median "

@@ -262,3 +262,25 @@ def test_tracking_error_names_the_sequence_and_keeps_finished_ones(bench, tmp_pa
         run_benchmark(job, progress=False)
     assert not (job.results_dir / "zz_bad.txt").exists()
     _assert_nothing_partial(job.results_dir)
+
+
+@pytest.mark.slow
+def test_checkpoint_run_names_results_after_it_and_records_its_hash(bench, reference, tmp_path):
+    import torch
+
+    from ckd_core.config import load_config
+    from ckd_core.model import build_inference_model
+    from ckd_core.model.checkpoint import read_checkpoint_meta, save_checkpoint
+
+    cfg = load_config("ckd_tiny")
+    torch.manual_seed(0)  # the weights `--preset ckd_tiny` (seed 0) builds
+    ckpt = save_checkpoint(build_inference_model(cfg.model), cfg, tmp_path / "tiny.safetensors")
+    out = tmp_path / "out"
+    assert main(_eval_args(bench, out, "--checkpoint", str(ckpt), "--max-frames", "4")) == 0
+    manifest = json.loads((out / "tiny" / "run.json").read_text())
+    assert manifest["checkpoint_sha256"] == read_checkpoint_meta(ckpt)["content_sha256"]
+    assert manifest["state_machine"] is False and manifest["max_frames"] == 4
+    for name in _names(bench):
+        mine = read_result_file(out / "tiny" / f"{name}.txt")
+        ref = read_result_file(reference / TRACKER / f"{name}.txt")[:4]
+        np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-3)  # thread counts differ

@@ -77,17 +77,16 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--root {args.root} is not a folder")
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CLIError(f"--checkpoint {args.checkpoint} does not exist")
-    checkpoint = args.checkpoint
-    if checkpoint is None and args.preset is None and args.baseline is None:
-        from ckd_core.tracking.default_model import default_checkpoint_path
-        checkpoint = default_checkpoint_path()  # FileNotFoundError says what to do
     if args.preset is not None:
         from ckd_core.config import load_config
         load_config(args.preset)  # unknown preset: ConfigError (a ValueError) here, not later
     compare = parse_results(args.compare) if args.compare else {}
 
-    spec = TrackerSpec(checkpoint=checkpoint, preset=args.preset, baseline=args.baseline,
-                       seed=args.seed, device=args.device, state_machine=args.state_machine)
+    if args.baseline:
+        spec = TrackerSpec(baseline=args.baseline)
+    else:
+        spec = TrackerSpec.model(args.checkpoint, args.preset, seed=args.seed,
+                                 device=args.device, state_machine=args.state_machine)
     job = EvalJob(dataset=args.dataset, root=args.root,
                   out_dir=args.out or Path("runs") / "eval" / args.dataset, tracker=spec,
                   name=args.name,

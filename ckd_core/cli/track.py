@@ -81,12 +81,8 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise CLIError(str(exc)) from None
 
-    checkpoint = args.checkpoint
-    if checkpoint is None and args.preset is None:
-        from ckd_core.tracking.default_model import default_checkpoint_path
-        checkpoint = default_checkpoint_path()
-    tracker = TrackerSpec(checkpoint=checkpoint, preset=args.preset, device=args.device,
-                          state_machine=not args.authors_tracker).build()
+    tracker = TrackerSpec.model(args.checkpoint, args.preset, device=args.device,
+                                state_machine=not args.authors_tracker).build()
 
     overlay = None if args.no_video else args.out
     results_path = args.results or args.out.with_suffix(".txt")

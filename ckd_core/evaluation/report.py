@@ -100,7 +100,7 @@ def write_evaluation(summary: RunSummary, compare: Mapping[str, Path] | None = N
                           for a, s in attrs.items()},
            "trackers": {n: s.to_dict() for n, s in scores.items()}}
     scores_json = out / SCORES_FILE
-    scores_json.write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    scores_json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return EvalOutputs(scores, attrs, speed, report, scores_json, plots)
 
 

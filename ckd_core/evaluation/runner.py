@@ -14,6 +14,9 @@ a process that already holds torch threads). Each builds the tracker once, takes
 from a queue (longest first) and uses max(1, cores // workers) torch threads. One worker runs
 in the calling process instead (easier to debug; no start-up cost).
 
+A script that calls `run_benchmark` with workers > 1 needs the usual
+`if __name__ == "__main__":` guard (spawn imports the script again in each worker).
+
 Resumability: the result file is the "done" marker. A sequence is written as its timing file
 then its result file, each replaced atomically (temporary file + `os.replace`), so a killed run
 leaves either a complete pair or no result file, never a partial one. A re-run skips every
@@ -96,6 +99,16 @@ class TrackerSpec:
         if self.baseline and self.baseline not in BASELINES:
             raise ValueError(f"unknown baseline '{self.baseline}'; expected one of "
                              f"{', '.join(BASELINES)}")
+
+    @classmethod
+    def model(cls, checkpoint: Path | None = None, preset: str | None = None,
+              **kwargs) -> "TrackerSpec":
+        """The CKD model from `checkpoint` or `preset`; the shipped default model when both
+        are None (FileNotFoundError saying what to do when this checkout has none)."""
+        if checkpoint is None and preset is None:
+            from ckd_core.tracking.default_model import default_checkpoint_path
+            checkpoint = default_checkpoint_path()
+        return cls(checkpoint=checkpoint, preset=preset, **kwargs)
 
     def default_name(self) -> str:
         """Results folder name: the checkpoint's stem, `<preset>_random` or the baseline."""
@@ -416,12 +429,19 @@ def _run_pool(job: EvalJob, pending: list[Sequence], workers: int, threads: int,
         p.start()
     current: dict[int, str] = {}
     remaining = {s.name for s in pending}
+    quiet_since_all_exited = 0
     try:
         while remaining:
             try:
                 event = events.get(timeout=0.5)
             except queue.Empty:
                 _check_alive(procs, current)
+                # Two empty waits after every worker exited: no event is still on its way.
+                quiet_since_all_exited = (0 if any(p.is_alive() for p in procs)
+                                          else quiet_since_all_exited + 1)
+                if quiet_since_all_exited >= 2:
+                    raise RunnerError(f"every worker exited with {len(remaining)} sequences "
+                                      "left to track; run again to resume") from None
                 continue
             kind, worker = event[0], event[1]
             if kind == "start":

@@ -17,6 +17,7 @@ is left out, as it runs no forward).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from dataclasses import dataclass
@@ -88,9 +89,13 @@ class SpeedSummary:
                 else float("nan"))
 
     def to_dict(self) -> dict:
+        """JSON-ready; an FPS with no time measured is None (JSON has no NaN)."""
+        def fps(v: float) -> float | None:
+            return None if math.isnan(v) else v
+
         return {"frames": self.frames, "model_seconds": self.model_seconds,
-                "end_to_end_seconds": self.end_to_end_seconds, "model_fps": self.model_fps,
-                "end_to_end_fps": self.end_to_end_fps}
+                "end_to_end_seconds": self.end_to_end_seconds,
+                "model_fps": fps(self.model_fps), "end_to_end_fps": fps(self.end_to_end_fps)}
 
 
 def speed_from_times(times: Iterable[np.ndarray]) -> SpeedSummary:
