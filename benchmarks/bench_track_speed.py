@@ -12,8 +12,10 @@ first (not timed), then initialises the tracker on frame 0 and times every `upda
 Prints FPS (frames / summed wall seconds), median and 90th-percentile latency, the CPU time
 per frame (all threads summed; with --threads 1 it is what one unshared core would take,
 which stays meaningful on a busy machine) and the hardware (CPU model, cores, torch threads,
-load average). On a shared CPU use --threads 1: several threads that wait for each other
-while other jobs hold the cores run far slower than one.
+load average). On a shared CPU use --threads 1 (or OMP_WAIT_POLICY=PASSIVE): OpenMP threads
+spin while they wait for each other, and when other jobs hold the cores two threads run far
+slower than one (measured on 2 busy cores: 1.4 FPS with 2 threads, 8.5 with 2 threads and
+OMP_WAIT_POLICY=PASSIVE, 14 with 1 thread).
 Speed does not depend on the weights, so `--preset` (random weights) measures the same
 thing as a trained checkpoint of that preset.
 """
