@@ -281,3 +281,29 @@ def test_cli_writes_dataset_and_rejects_bad_attribute(tmp_path, capsys):
     assert "wrote 2 sequences" in capsys.readouterr().out
     rc = ckd_main(["synth", "--layout", "vtuav", "--out", str(out), "--attributes", "rain"])
     assert rc == 2 and "rain" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- readers
+
+@pytest.mark.parametrize("layout,bits", [("vtuav", 8), ("lasher", 16)])
+def test_dataset_readers_open_the_output(tmp_path, layout, bits):
+    from ckd_core.data.sequences import list_sequences
+    specs = make_benchmark_specs(9, 2, num_frames=21, width=W, height=H, thermal_bits=bits,
+                                 registration_offset=(3, 2))
+    write_dataset(specs, tmp_path, layout)
+    seqs = list_sequences(layout, tmp_path, tmp_path / "sequences.txt")
+    assert [q.name for q in seqs] == [s.name for s in specs]
+    for s, q in zip(specs, seqs):
+        plan = plan_sequence(s)
+        assert q.num_frames == 21
+        dense_rgb, dense_thermal = q.dense_gt()
+        assert np.array_equal(dense_rgb, plan.gt_rgb)
+        # LasHeR has one GT for both modalities (init.txt, what the reader and the toolkit
+        # use); the offset thermal GT is only in infrared.txt there.
+        expected = plan.gt_thermal if layout == "vtuav" else plan.gt_rgb
+        assert np.array_equal(dense_thermal, expected)
+        assert set(s.attributes) <= q.attributes
+        rgb, thermal = q.frame(4)
+        assert rgb.shape == (H, W, 3) and thermal.shape == (H, W, 3)
+        rendered = render_sequence(s).rgb[4]
+        assert np.abs(rgb.astype(int) - rendered).mean() < 6  # JPEG, nothing else

@@ -31,8 +31,12 @@ from .synth_spec import (ATTRIBUTES, KINDS, PROFILES, SequenceSpec, make_benchma
                          make_sequence_spec, sequence_seed, spec_from_dict, spec_to_dict)
 from .synth_write import LAYOUTS, frame_paths, write_dataset, write_sequence
 
+# Bumped whenever the same spec renders different pixels or GT: caches of generated data
+# (e.g. training sets) should key on it.
+GENERATOR_VERSION = 1
+
 __all__ = [
-    "ATTRIBUTES", "KINDS", "LAYOUTS", "PROFILES", "RenderedSequence", "SequencePlan",
+    "ATTRIBUTES", "GENERATOR_VERSION", "KINDS", "LAYOUTS", "PROFILES", "RenderedSequence", "SequencePlan",
     "SequenceRenderer", "SequenceSpec", "SynthFrame", "frame_paths", "iter_sequence",
     "make_benchmark_specs", "make_sequence_spec", "plan_sequence", "render_sequence",
     "sequence_seed", "spec_from_dict", "spec_to_dict", "write_dataset", "write_sequence",

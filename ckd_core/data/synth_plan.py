@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .synth_spec import ATTRIBUTES, KINDS, SequenceSpec
-from .synth_sprites import (Appearance, Sprite, make_sprite, parked_temps, random_appearance,
-                            random_temps, recolour_like)
+from .synth_sprites import (Appearance, Sprite, make_sprite, random_appearance, random_temps,
+                            recolour_like)
 
 PROFILE_SIZES = {"uav": (8.0, 40.0), "robot": (60.0, 220.0)}  # longer side, px at 512
 MIN_SIZE_PX = 5.0
@@ -233,7 +233,9 @@ def _schedule(rng, spec: SequenceSpec) -> dict[str, list]:
     start, end = max(3, int(0.12 * N)), N - max(2, int(0.05 * N))
     out = {"out_of_view": [], "occlusion": [], "fast_motion": [], "thermal_crossover": []}
     kinds = ["out_of_view"] * (max(1, N // 600) if spec.has("out_of_view") else 0)
-    kinds += ["occlusion"] * (max(1, N // 600) if spec.has("occlusion") else 0)
+    # Top-down occluders stay in the scene: long sequences get a few, passed again and again.
+    n_occ = max(1, N // 600) if spec.profile == "robot" else min(3, max(1, N // 600))
+    kinds += ["occlusion"] * (n_occ if spec.has("occlusion") else 0)
     for kind, (a, b) in zip(kinds, _slots(start, end, len(kinds), rng) if kinds else []):
         if kind == "out_of_view":
             total = min(2 * int(np.clip(round(0.08 * N), 2, 40))
@@ -429,31 +431,9 @@ def plan_sequence(spec: SequenceSpec) -> SequencePlan:
         others.append(_object("distractor", app_i, spr, path, wh_i, origin, sc, axis_i,
                               shadow, k))
 
-    # Occluders: static, standing where the target will be at the event's centre frame.
-    occluders = []
-    for j, tc in enumerate(events["occlusion"]):
-        r = rng_for(seed, "occluder", j)
-        tau = tc - t0
-        if uav:
-            okind = str(r.choice(["tree", "tree", "awning"]))
-        else:
-            okind = "pillar" if sprites[0].aspect < 0.8 else "vehicle"
-        app_o = random_appearance(r, okind, spec.profile)
-        temps_o = random_temps(r, okind, ambient)
-        if okind == "vehicle":
-            temps_o = parked_temps(temps_o, ambient)
-        tw, th = wh_world[tau]  # cover the target's box with 30 % to spare
-        h_est = max(1.3 * th, 1.3 * tw / app_o.aspect)
-        spr_o = make_sprite(r, app_o, temps_o, int(np.clip(np.ceil(h_est * zmax), 16, 384)))
-        ao = spr_o.aspect  # the drawn sprite's true aspect decides the box
-        h_o = max(1.3 * th, 1.3 * tw / ao)
-        wh_o = np.array([h_o * ao, h_o])
-        centre = world[tau].copy()
-        if not uav:  # stands on the ground just in front of the target
-            centre[1] = world[tau, 1] + th / 2 + 0.05 * th - h_o / 2
-        path = np.broadcast_to(centre, (T, 2))
-        occluders.append(_object("occluder", app_o, (spr_o,), path, wh_o, origin, sc, 0,
-                                 "drop" if okind == "tree" else shadow, k))
+    occluders = [_occluder(rng_for(seed, "occluder", j), spec, tc - t0, world, wh_world,
+                           sprites[0].aspect, ambient, origin, sc, zmax, k)
+                 for j, tc in enumerate(events["occlusion"])]
 
     objects = tuple(others + similar + [target] + occluders)
     t_idx = len(others) + len(similar)
@@ -470,6 +450,40 @@ def plan_sequence(spec: SequenceSpec) -> SequencePlan:
                         frame_flags=_frame_flags(spec, full,
                                                  [o.boxes[kk - t0] for o in occluders],
                                                  cross[kk - t0]))
+
+
+def _occluder(r, spec: SequenceSpec, tau: int, world: np.ndarray, wh_world: np.ndarray,
+              target_aspect: float, ambient: float, origin, sc, zmax: float, k: float
+              ) -> PlannedObject:
+    """An object that hides the target around scene time `tau`, its box covering the
+    target's with 30 % to spare. Top-down: a static tree or awning where the target will be.
+    Ground level: a passer-by (person, or car for wide targets) crossing just in front of
+    the target, closer to the camera."""
+    uav = spec.profile == "uav"
+    T = len(world)
+    if uav:
+        kind = str(r.choice(["tree", "tree", "awning"]))
+    else:
+        kind = "person" if target_aspect < 0.8 else "vehicle"
+    app = random_appearance(r, kind, spec.profile)
+    temps = random_temps(r, kind, ambient)
+    tw, th = wh_world[tau]
+    h_est = max(1.3 * th, 1.3 * tw / app.aspect)
+    orients = ("right",) if uav else ("right", "left")
+    sprites = _sprites(r, app, temps, orients, h_est * max(1.0, app.aspect) * zmax)
+    ao = sprites[0].aspect  # the drawn sprite's true aspect decides the box
+    h = max(1.3 * th, 1.3 * tw / ao)
+    wh = np.array([h * ao, h])
+    if uav:
+        path = np.broadcast_to(world[tau], (T, 2))
+        return _object("occluder", app, sprites, path, wh, origin, sc, 0,
+                       "drop" if kind == "tree" else "none", k)
+    crossing = float(np.clip(0.1 * spec.num_frames, 8, 60))  # frames to pass the target
+    v = float(r.choice([-1.0, 1.0])) * (wh[0] + tw) / crossing
+    x = world[tau, 0] + v * (np.arange(T) - tau)
+    feet = world[tau, 1] + th / 2 + 0.08 * th  # a little closer than the target
+    path = np.stack([x, np.full(T, feet - h / 2)], axis=1)
+    return _object("occluder", app, sprites, path, wh, origin, sc, 0, "ground", k)
 
 
 def _frame_flags(spec: SequenceSpec, full: np.ndarray, occ_boxes: list, cross: np.ndarray

@@ -25,6 +25,10 @@ from .synth_textures import build_canvas
 THERMAL_COUNTS_OFFSET = 4000.0
 THERMAL_COUNTS_PER_K = 100.0
 MIN_TARGET_CONTRAST_K = 4.0  # outside crossover the target differs this much from its background
+# Motion blur: an object moving at least MOTION_BLUR_MIN_PX a frame is smeared along its
+# motion over this fraction of the displacement (thermal detectors lag more than RGB ones).
+MOTION_BLUR_MIN_PX = 4.0
+EXPOSURE = {"rgb": 0.5, "th": 0.8}
 _NOISE_PAD = 64
 
 
@@ -137,6 +141,8 @@ class SequenceRenderer:
         self.t_lo = float(min(lo - 2.0, min(temps) - 8.0))
         self.t_hi = float(max(hi + 3.0, max(temps) + 4.0))
         self._cache: dict = {}
+        self._blur = {m: [_blur_plan(o.boxes, EXPOSURE[m]) for o in plan.objects]
+                      for m in EXPOSURE}
 
     def _lit(self, level: np.ndarray) -> np.ndarray:
         """Apply the sequence's lighting to a premultiplied sprite level."""
@@ -146,23 +152,30 @@ class SequenceRenderer:
                                    255.0 * alpha)  # premultiplied colour never exceeds alpha
         return out
 
-    def _layer(self, key, levels, sprite, w: int, h: int) -> tuple[np.ndarray, ...]:
-        """The sprite resized to (w, h) and split for compositing, cached per object,
-        variant and modality: RGB (1 - alpha as (h, w, 3), premultiplied colour (h, w, 3));
-        thermal (1 - alpha, alpha, alpha * (T - base)), each (h, w); all float32."""
+    def _layer(self, modality: str, i: int, v: int, tau: int, levels, w: int, h: int
+               ) -> tuple[np.ndarray, ...]:
+        """Object i's sprite (variant v) resized to (w, h), motion-blurred when it moves
+        fast, split for compositing and cached: RGB (1 - alpha as (h, w, 3), premultiplied
+        colour (h, w, 3)); thermal (1 - alpha, alpha, alpha * (T - base)), each (h, w); all
+        float32."""
+        lengths, angles = self._blur[modality][i]
+        blur = (int(lengths[tau]), int(angles[tau]))
+        key = (modality, i)
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == (w, h):
+        if hit is not None and hit[0] == (v, w, h, blur):
             return hit[1]
-        lv = levels[sprite.level_for(w, h)]
+        lv = levels[self.plan.objects[i].sprites[v].level_for(w, h)]
         if lv.shape[:2] != (h, w):
             lv = cv2.resize(lv, (w, h), interpolation=cv2.INTER_LINEAR)
+        if blur[0]:
+            lv = cv2.filter2D(lv, -1, _line_kernel(*blur), borderType=cv2.BORDER_CONSTANT)
         if lv.shape[2] == 4:
             parts = (np.ascontiguousarray(np.repeat(1.0 - lv[:, :, 3:4], 3, axis=2)),
                      np.ascontiguousarray(lv[:, :, :3]))
         else:
             parts = (1.0 - lv[:, :, 0], np.ascontiguousarray(lv[:, :, 0]),
                      np.ascontiguousarray(lv[:, :, 1]))
-        self._cache[key] = ((w, h), parts)
+        self._cache[key] = ((v, w, h, blur), parts)
         return parts
 
     def _background(self, canvas: np.ndarray, x0: int, y0: int, cw: int, ch: int
@@ -194,8 +207,7 @@ class SequenceRenderer:
             if obj.shadow != "none":
                 _shadow(frame, x, y, w, h, obj.shadow, sun, self.light.shadow)
             v = int(obj.variant[tau])
-            layer = self._layer(("rgb", i, v), self.sprites_rgb[i][v], obj.sprites[v], w, h)
-            _paste_rgb(frame, layer, x, y)
+            _paste_rgb(frame, self._layer("rgb", i, v, tau, self.sprites_rgb[i][v], w, h), x, y)
         oy, ox = self.offsets[k, 0], self.offsets[k, 1]
         H, W = frame.shape[:2]
         cv2.add(frame, self.noise_pos[oy:oy + H, ox:ox + W], dst=frame)
@@ -224,8 +236,8 @@ class SequenceRenderer:
                 cross = float(plan.crossover[tau])
                 if cross == 0.0:
                     base = _keep_contrast(frame, base, x, y, w, h)
-            layer = self._layer(("th", i, v), sprite.thermal, sprite, w, h)
-            _paste_thermal(frame, layer, x, y, base, cross)
+            _paste_thermal(frame, self._layer("th", i, v, tau, sprite.thermal, w, h), x, y,
+                           base, cross)
         return frame
 
     def thermal(self, k: int) -> np.ndarray:
@@ -248,6 +260,31 @@ class SequenceRenderer:
             raise IndexError(f"frame {k} is outside 0..{self.plan.spec.num_frames - 1}")
         return SynthFrame(index=k, rgb=self.rgb(k), thermal=self.thermal(k),
                           gt_rgb=self.plan.gt_rgb[k], gt_thermal=self.plan.gt_thermal[k])
+
+
+def _blur_plan(boxes: np.ndarray, exposure: float) -> tuple[np.ndarray, np.ndarray]:
+    """Motion blur of an object with these (T, 4) boxes, per scene time: kernel length in
+    px (0: none) and direction in 15-degree steps."""
+    c = boxes[:, :2] + boxes[:, 2:] / 2
+    d = np.diff(c, axis=0, prepend=c[:1])
+    speed = np.hypot(d[:, 0], d[:, 1])
+    length = np.rint(speed * exposure).astype(np.int32)
+    length[(speed < MOTION_BLUR_MIN_PX) | (length < 2)] = 0
+    angle = np.rint(np.degrees(np.arctan2(d[:, 1], d[:, 0])) / 15).astype(np.int32) % 12
+    return length, angle
+
+
+def _line_kernel(length: int, angle_step: int) -> np.ndarray:
+    """Normalised (n, n) line kernel of `length` px at angle_step * 15 degrees."""
+    n = length | 1
+    k = np.zeros((n, n), np.float32)
+    t = np.radians(15 * angle_step)
+    r = (length - 1) / 2
+    c = n // 2
+    p0 = (int(round(c - r * np.cos(t))), int(round(c - r * np.sin(t))))
+    p1 = (int(round(c + r * np.cos(t))), int(round(c + r * np.sin(t))))
+    cv2.line(k, p0, p1, 1.0, 1, cv2.LINE_AA)
+    return k / k.sum()
 
 
 def _shadow(frame, x, y, w, h, mode, sun, strength) -> None:

@@ -6,9 +6,10 @@ run seed and the sequence's index, so sequence k is the same whatever the count.
 
 Challenge attributes (sequence-level labels; a sequence has the attribute if and only if it
 is listed; the RGBT234 / LasHeR abbreviation in brackets):
-- occlusion (PO/HO): a static occluder (tree, pillar, parked car...) stands in the target's
-  path; the target passes behind it and is fully hidden for some frames. GT stays the FULL
-  target box while occluded (it is where the target is, not what is visible of it).
+- occlusion (PO/HO): something passes in front of the target and hides most or all of it
+  for some frames: from above a tree or awning standing in the target's path, at ground
+  level a passer-by (person or car) crossing just in front of it. GT stays the FULL target
+  box while occluded (where the target is, not what is visible of it).
 - low_illumination (LI): RGB is dark and noisy (night), thermal is unchanged.
 - thermal_crossover (TC): for part of the sequence the target takes the temperature of the
   background around it, so it nearly vanishes in thermal; RGB is unchanged.

@@ -1,4 +1,4 @@
-"""Object sprites for the synthetic world: people, vehicles, animals and static occluders.
+"""Object sprites for the synthetic world: people, vehicles, animals, trees and awnings.
 
 Each object is drawn once per sequence as a map of parts (shirt, head, wheels, windows...);
 its RGB look comes from part colours with texture, shading and dark outlines, its thermal
@@ -91,15 +91,13 @@ def random_appearance(rng: np.random.Generator, kind: str, profile: str) -> Appe
                    "legs": tuple(0.8 * np.array(coat)), "nose": (30, 25, 25)}
         view, aspect = ("top", rng.uniform(1.8, 2.3)) if profile == "uav" else \
             ("side", rng.uniform(1.3, 1.7))
-    elif kind in ("tree", "pillar", "awning"):
+    elif kind in ("tree", "awning"):  # static occluders
         colours = {"tree": {"leaves": (44, 82, 38), "leaves2": (30, 60, 28),
                             "trunk": (80, 60, 45)},
-                   "pillar": {"stone": (150, 148, 140), "band": (110, 108, 100)},
                    "awning": {"cloth": _pick(rng, SHIRTS), "frame": (90, 90, 95)}}[kind]
         colours = {k: _pick(rng, (v,)) for k, v in colours.items()}
         view = "top" if profile == "uav" else "side"
-        aspect = {"tree": rng.uniform(0.8, 1.25), "pillar": rng.uniform(0.25, 0.45),
-                  "awning": rng.uniform(1.2, 2.0)}[kind]
+        aspect = {"tree": rng.uniform(0.8, 1.25), "awning": rng.uniform(1.2, 2.0)}[kind]
     else:
         raise ValueError(f"unknown object kind {kind!r}")
     return Appearance(kind=kind, view=view, aspect=float(aspect),
@@ -124,14 +122,8 @@ def random_temps(rng: np.random.Generator, kind: str, ambient: float
         return {"coat": coat, "coat2": coat - 0.5, "head": coat + rng.uniform(1, 3),
                 "legs": coat - 2.0, "nose": coat + 1.0}
     passive = {"tree": {"leaves": -2.0, "leaves2": -2.5, "trunk": 0.0},
-               "pillar": {"stone": 1.5, "band": 1.0},
                "awning": {"cloth": 6.0, "frame": 2.0}}[kind]
     return {k: ambient + v + rng.normal(0, 0.5) for k, v in passive.items()}
-
-
-def parked_temps(temps: dict[str, float], ambient: float) -> dict[str, float]:
-    """The same object switched off / cooled to ambient (e.g. a parked car as occluder)."""
-    return {k: ambient + 0.2 * (v - ambient) for k, v in temps.items()}
 
 
 def _draw_parts(app: Appearance, w: int, h: int) -> tuple[np.ndarray, list[str]]:
@@ -216,9 +208,6 @@ def _draw_parts(app: Appearance, w: int, h: int) -> tuple[np.ndarray, list[str]]
                           (0.5, 0.55, 0.25)):
             ell("leaves", cu, cv * (0.75 if view == "side" else 1.0) + 0.05, r, r * 1.1)
         ell("leaves2", 0.6, 0.5, 0.15, 0.15)
-    elif k == "pillar":
-        rect("stone", 0.0, 0.0, 1.0, 1.0)
-        rect("band", 0.0, 0.1, 1.0, 0.14)
     elif k == "awning":
         rect("cloth", 0.0, 0.0, 1.0, 1.0)
         cv2.rectangle(lab, P(0, 0), P(1, 1), L["frame"], max(1, w // 25))

@@ -14,7 +14,10 @@ LasHeR:
     <out>/<seq>/visible/v000000.jpg ... RGB, JPEG
     <out>/<seq>/infrared/i000000.jpg    thermal (or i000000.png for 16-bit)
     <out>/<seq>/visible.txt, infrared.txt, init.txt   comma-separated xywh, one row a frame;
-                                        init.txt = visible.txt (as in LasHeR)
+                                        init.txt = visible.txt. LasHeR has ONE ground truth
+                                        (init.txt, what readers and the toolkit use), so a
+                                        registration / time offset shows only in
+                                        infrared.txt there: use VTUAV to train on offsets.
 Both layouts also get, per sequence:
     attributes.txt      the sequence's challenge attributes, one name a line (names from
                         synth_spec.ATTRIBUTES; empty when none)
