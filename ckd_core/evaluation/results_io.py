@@ -95,6 +95,12 @@ def write_result_file(path: str | Path, boxes) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace `path` with `text` so that a reader (or a resumed run) never sees half of it:
     a temporary file in the same folder, fsync, then `os.replace`. Creates the folder."""
@@ -106,6 +112,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; follow the umask instead
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
