@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from ckd_core.data.synth import (SequenceRenderer, make_benchmark_specs, make_sequence_spec,
                                  plan_sequence, write_sequence)

@@ -85,7 +85,8 @@ def test_vtuav_layout(tmp_path):
         d = tmp_path / s.name
         assert sorted(p.name for p in (d / "rgb").iterdir()) == [f"{k:06d}.jpg" for k in range(23)]
         assert sorted(p.name for p in (d / "ir").iterdir()) == [f"{k:06d}.jpg" for k in range(23)]
-        dense_rgb, dense_ir = read_rows(d / "dense_rgb.txt", " "), read_rows(d / "dense_ir.txt", " ")
+        dense_rgb = read_rows(d / "dense_rgb.txt", " ")
+        dense_ir = read_rows(d / "dense_ir.txt", " ")
         sparse_rgb, sparse_ir = read_rows(d / "rgb.txt", " "), read_rows(d / "ir.txt", " ")
         assert len(dense_rgb) == 23 and len(sparse_rgb) == math.ceil(23 / 10) == 3
         assert np.array_equal(sparse_rgb, dense_rgb[::10])

@@ -4,7 +4,8 @@ One `SequenceSpec` (synth_spec) describes a sequence; the pipeline is
     plan_sequence(spec)  -> SequencePlan     camera, objects, events, exact GT (synth_plan)
     SequenceRenderer(plan).frame(k)           pixels, one frame at a time  (synth_render)
     write_dataset(specs, out, layout)         VTUAV / LasHeR folders       (synth_write)
-with the background canvases in synth_textures and the object sprites in synth_sprites.
+with the background canvases in synth_textures, the object sprites in synth_sprites and
+the smooth random paths and event timing in synth_motion.
 Everything is deterministic per spec: sequence k of `make_benchmark_specs(seed, n)` is the
 same for every n, and the same spec writes byte-identical files.
 
@@ -36,8 +37,9 @@ from .synth_write import LAYOUTS, frame_paths, write_dataset, write_sequence
 GENERATOR_VERSION = 1
 
 __all__ = [
-    "ATTRIBUTES", "GENERATOR_VERSION", "KINDS", "LAYOUTS", "PROFILES", "RenderedSequence", "SequencePlan",
-    "SequenceRenderer", "SequenceSpec", "SynthFrame", "frame_paths", "iter_sequence",
-    "make_benchmark_specs", "make_sequence_spec", "plan_sequence", "render_sequence",
-    "sequence_seed", "spec_from_dict", "spec_to_dict", "write_dataset", "write_sequence",
+    "ATTRIBUTES", "GENERATOR_VERSION", "KINDS", "LAYOUTS", "PROFILES", "RenderedSequence",
+    "SequencePlan", "SequenceRenderer", "SequenceSpec", "SynthFrame", "frame_paths",
+    "iter_sequence", "make_benchmark_specs", "make_sequence_spec", "plan_sequence",
+    "render_sequence", "sequence_seed", "spec_from_dict", "spec_to_dict", "write_dataset",
+    "write_sequence",
 ]

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .synth_motion import (bounds, exit_path, facing, fold, ramps, schedule_events,
+                           smooth_noise, walk)
 from .synth_spec import ATTRIBUTES, KINDS, SequenceSpec
 from .synth_sprites import (Appearance, Sprite, make_sprite, random_appearance, random_temps,
                             recolour_like)
@@ -96,41 +98,6 @@ class SequencePlan:
         return k - self.spec.time_offset - self.t0
 
 
-def smooth_noise(rng: np.random.Generator, n: int, dims: int, corr: float) -> np.ndarray:
-    """(n, dims) float64 Gaussian-smoothed white noise, unit RMS per column; `corr` is the
-    smoothing sigma in frames."""
-    pad = int(3 * corr) + 1
-    x = rng.normal(size=(n + 2 * pad, dims))
-    t = np.arange(-pad, pad + 1)
-    kern = np.exp(-0.5 * (t / corr) ** 2)
-    y = np.stack([np.convolve(x[:, d], kern, mode="valid") for d in range(dims)], axis=1)
-    return y / np.sqrt(np.mean(y ** 2, axis=0) + 1e-12)
-
-
-def fold(x: np.ndarray, lo, hi) -> np.ndarray:
-    """Reflect values into [lo, hi] (a path bouncing off the bounds)."""
-    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
-    span = np.maximum(hi - lo, 1e-9)
-    u = np.mod((x - lo) / span, 2.0)
-    return np.where(hi > lo, lo + span * (1.0 - np.abs(u - 1.0)), lo)
-
-
-def _bounds(lo, hi):
-    """Bounds with lo > hi collapsed to their midpoint."""
-    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
-    mid = (lo + hi) / 2
-    return np.where(lo <= hi, lo, mid), np.where(lo <= hi, hi, mid)
-
-
-def _walk(rng, n, speed, corr, lo, hi, aniso=(1.0, 1.0), start=None) -> np.ndarray:
-    """(n, 2) path in the box [lo, hi] from `start` (default: uniform in the box): smooth
-    random velocity of RMS `speed` px/frame, scaled per axis by `aniso`."""
-    lo, hi = _bounds(lo, hi)
-    draw = rng.uniform(0, 1, 2)
-    start = lo + (hi - lo) * draw if start is None else np.clip(start, lo, hi)
-    v = smooth_noise(rng, n, 2, corr) * speed * np.asarray(aniso)
-    return fold(start + np.cumsum(v, axis=0) - v[0], lo, hi)
-
 
 def _plan_camera(rng, spec: SequenceSpec, T: int):
     """Canvas size, horizon row and (T, 4) crop windows."""
@@ -152,7 +119,7 @@ def _plan_camera(rng, spec: SequenceSpec, T: int):
         if not uav:  # a ground robot turns and drives; it does not fly up and down
             lo[1], hi[1] = CH / 2 - 0.04 * H, CH / 2 + 0.04 * H
         speed = rng.uniform(1.5, 5.0) * spec.size_scale
-        centre = _walk(rng, T, speed, rng.uniform(30, 90), lo, hi)
+        centre = walk(rng, T, speed, rng.uniform(30, 90), lo, hi)
         crops = np.stack([np.rint(centre[:, 0] - cw / 2), np.rint(centre[:, 1] - ch / 2),
                           cw, ch], axis=1).astype(np.int32)
     horizon = None if uav else int(round(CH / 2 - H / 2 + horizon_frac * H))
@@ -185,18 +152,6 @@ def clip_boxes(boxes: np.ndarray, W: int, H: int) -> np.ndarray:
     return out.astype(np.int32)
 
 
-def _facing(vel: np.ndarray, threshold: float) -> np.ndarray:
-    """(T,) 0 = moving towards +axis, 1 = towards -axis, switching only on clear motion."""
-    k = np.ones(9) / 9
-    v = np.convolve(np.pad(vel, 4, mode="edge"), k, mode="valid")
-    state = np.where(v > threshold, 1, np.where(v < -threshold, -1, 0))
-    idx = np.where(state != 0, np.arange(len(state)), 0)
-    np.maximum.accumulate(idx, out=idx)
-    filled = state[idx]
-    first = state[state != 0][0] if np.any(state != 0) else 1
-    filled = np.where(filled == 0, first, filled)
-    return (filled < 0).astype(np.uint8)
-
 
 def _orientations(app: Appearance, rng) -> tuple[tuple[str, ...], int]:
     """Sprite orientation variants (positive, negative direction) and the motion axis."""
@@ -219,87 +174,6 @@ def _sizes(rng, spec: SequenceSpec, T: int) -> np.ndarray:
     return base * np.exp(0.5 * np.log(ratio) * g)
 
 
-def _slots(start: int, end: int, n: int, rng) -> list[tuple[int, int]]:
-    """n consecutive equal slots covering [start, end), in random order."""
-    edges = np.linspace(start, end, n + 1).astype(int)
-    order = rng.permutation(n)
-    return [(int(edges[i]), int(edges[i + 1])) for i in order]
-
-
-def _schedule(rng, spec: SequenceSpec) -> dict[str, list]:
-    """Event windows in RGB frame indices: out_of_view (start, length), occlusion
-    centre frames, fast-motion bursts (a, b), crossover windows (a, ramp, b)."""
-    N = spec.num_frames
-    start, end = max(3, int(0.12 * N)), N - max(2, int(0.05 * N))
-    out = {"out_of_view": [], "occlusion": [], "fast_motion": [], "thermal_crossover": []}
-    kinds = ["out_of_view"] * (max(1, N // 600) if spec.has("out_of_view") else 0)
-    # Top-down occluders stay in the scene: long sequences get a few, passed again and again.
-    n_occ = max(1, N // 600) if spec.profile == "robot" else min(3, max(1, N // 600))
-    kinds += ["occlusion"] * (n_occ if spec.has("occlusion") else 0)
-    for kind, (a, b) in zip(kinds, _slots(start, end, len(kinds), rng) if kinds else []):
-        if kind == "out_of_view":
-            total = min(2 * int(np.clip(round(0.08 * N), 2, 40))
-                        + int(np.clip(round(0.08 * N), 2, 60)), b - a)
-            s = int(rng.integers(a, max(a + 1, b - total + 1)))
-            out[kind].append((s, max(3, total)))
-        else:
-            out[kind].append(int(rng.integers(a + (b - a) // 4, max(a + (b - a) // 4 + 1,
-                                                                    b - (b - a) // 4))))
-    if spec.has("fast_motion"):
-        n = max(2, N // 100)
-        length = int(np.clip(round(0.04 * N), 3, 20))
-        for a, b in sorted(_slots(start, N - 1, n, rng)):
-            s = int(rng.integers(a, max(a + 1, b - length)))
-            out["fast_motion"].append((s, min(s + length, N)))
-    if spec.has("thermal_crossover"):
-        n = max(1, N // 900)
-        for a, b in sorted(_slots(max(2, int(0.1 * N)), N, n, rng)):
-            length = int((b - a) * rng.uniform(0.6, 0.85))
-            s = int(rng.integers(a, max(a + 1, b - length)))
-            out["thermal_crossover"].append((s, max(1, length // 5), s + length))
-    return out
-
-
-def _exit_path(pos, wh_max, W, H, uav, a, total, vmax) -> None:
-    """Rewrite pos[a : a + total] so the target leaves the frame across the nearest allowed
-    edge (no faster than `vmax` px/frame when the window leaves room), stays out, and comes
-    back to where its path continues."""
-    b = min(a + total, len(pos) - 1)
-    total = b - a
-    p, q = pos[a].copy(), pos[b].copy()
-    gap = wh_max / 2 + 3
-    cands = {"left": (p[0], np.array([-gap[0], p[1]])),
-             "right": (W - p[0], np.array([W + gap[0], p[1]]))}
-    if uav:
-        cands["top"] = (p[1], np.array([p[0], -gap[1]]))
-        cands["bottom"] = (H - p[1], np.array([p[0], H + gap[1]]))
-    out = min(cands.values(), key=lambda c: c[0])[1]
-    # An eased move peaks at pi/2 times its mean speed.
-    need = [int(np.ceil(np.pi / 2 * np.linalg.norm(e) / vmax)) for e in (out - p, q - out)]
-    if sum(need) > total - 1:  # a short window: move faster, keep one frame out of view
-        m1 = max(1, int((total - 1) * need[0] / max(sum(need), 1)))
-        m3 = max(1, total - 1 - m1)
-    else:
-        m1, m3 = need
-    hold = total - m1 - m3
-    ease = lambda n: ((1 - np.cos(np.pi * np.arange(1, n + 1) / n)) / 2)[:, None]
-    pos[a + 1:a + 1 + m1] = p + (out - p) * ease(m1)
-    pos[a + 1 + m1:a + 1 + m1 + hold] = out
-    n3 = b - (a + m1 + hold)
-    if n3 > 0:
-        pos[a + m1 + hold + 1:b + 1] = out + (q - out) * ease(n3)
-
-
-def _ramps(windows, N: int) -> np.ndarray:
-    """(N,) crossover strength from (start, ramp, end) windows."""
-    c = np.zeros(N)
-    t = np.arange(N)
-    for a, r, b in windows:
-        up = np.clip((t - a) / r, 0, 1)
-        down = np.clip((b - t) / r, 0, 1)
-        c = np.maximum(c, np.minimum(up, down))
-    return c
-
 
 def _sprites(rng, app: Appearance, temps: dict, orients, longer_px: float
              ) -> tuple[Sprite, ...]:
@@ -319,171 +193,216 @@ def _aniso(app: Appearance, axis: int, uav: bool) -> tuple[float, float]:
     return (1.0, 1.0) if uav else (1.0, 0.35)
 
 
-def _ground_y(horizon: int, height, cam_height: float, kind: str):
-    """World centre row of a `kind` object `height` px tall standing on flat ground seen
-    from `cam_height` metres (see REAL_HEIGHT)."""
-    return horizon + height * (cam_height / REAL_HEIGHT[kind] - 0.5)
+@dataclass(frozen=True, eq=False)
+class _Scene:
+    """What planning any object needs: the spec, the camera over scene time (T rows), the
+    ground (robot profile) and the weather."""
+
+    spec: SequenceSpec
+    t0: int
+    scale: np.ndarray  # (T, 2) screen pixels per world pixel
+    origin: np.ndarray  # (T, 2) camera window corner in the world
+    canvas_wh: tuple[int, int]
+    horizon: int | None  # canvas row (robot profile)
+    cam_height: float  # metres (robot profile)
+    ambient: float  # degrees Celsius
+
+    @property
+    def T(self) -> int:
+        return len(self.scale)
+
+    @property
+    def uav(self) -> bool:
+        return self.spec.profile == "uav"
+
+    @property
+    def zmax(self) -> float:
+        """The largest zoom: sprites are drawn at least this big."""
+        return float(self.scale.max())
+
+    def ground_y(self, height, kind: str):
+        """World centre row of a `kind` object `height` px tall standing on flat ground (see
+        REAL_HEIGHT)."""
+        return self.horizon + height * (self.cam_height / REAL_HEIGHT[kind] - 0.5)
+
+    def project(self, role: str, app: Appearance, sprites, world: np.ndarray, wh_world,
+                axis: int, shadow: str | None = None) -> PlannedObject:
+        """An object from its world path (T, 2) and world size (T, 2) or (2,); it faces
+        along its motion on `axis`."""
+        k = self.spec.size_scale
+        boxes = _int_boxes((world - self.origin) * self.scale,
+                           np.broadcast_to(wh_world, world.shape) * self.scale)
+        vel = np.diff(world[:, axis], prepend=world[0, axis])
+        variant = facing(vel, 0.05 * k) if len(sprites) > 1 else np.zeros(self.T, np.uint8)
+        if shadow is None:
+            shadow = "drop" if self.uav else "ground"
+        return PlannedObject(role=role, kind=app.kind, sprites=sprites, variant=variant,
+                             boxes=boxes, shadow=shadow)
 
 
-def _object(role, app, sprites, world, wh_world, origin, sc, axis, shadow, k) -> PlannedObject:
-    """Project a world path (T, 2) and world sizes (T, 2) or (2,) through the camera."""
-    boxes = _int_boxes((world - origin) * sc, np.broadcast_to(wh_world, world.shape) * sc)
-    vel = np.diff(world[:, axis], prepend=world[0, axis])
-    variant = _facing(vel, 0.05 * k) if len(sprites) > 1 else np.zeros(len(world), np.uint8)
-    return PlannedObject(role=role, kind=app.kind, sprites=sprites, variant=variant,
-                         boxes=boxes, shadow=shadow)
+@dataclass(frozen=True, eq=False)
+class _Target:
+    """The planned target and what its look-alikes and occluders are derived from."""
+
+    obj: PlannedObject
+    app: Appearance
+    temps: dict
+    orients: tuple[str, ...]
+    axis: int
+    size: np.ndarray  # (T,) longer side, world px
+    wh_world: np.ndarray  # (T, 2)
+    world: np.ndarray  # (T, 2) centre
+    speed: float  # typical px / frame
 
 
-def plan_sequence(spec: SequenceSpec) -> SequencePlan:
-    """Plan every object, the camera and the events of `spec` (no pixels)."""
-    N, W, H, k = spec.num_frames, spec.width, spec.height, spec.size_scale
-    off, (dx, dy) = spec.time_offset, spec.registration_offset
-    t0, T = min(0, -off), N + abs(off)
-    uav = spec.profile == "uav"
-    seed = spec.seed
-    scene = rng_for(seed, "scene")
-    ambient, sun = float(scene.uniform(0, 28)), float(scene.uniform(0, 2 * np.pi))
-    cam_height = float(scene.uniform(0.6, 1.6))  # metres, robot profile
-    (CH, CW), horizon, crops = _plan_camera(rng_for(seed, "camera"), spec, T)
-    sc, origin = _scales(crops, W, H), crops[:, :2].astype(np.float64)
-    zmax = float(sc.max())
-    events = _schedule(rng_for(seed, "events"), spec)
-    ev = rng_for(seed, "event_sizes")
-    shadow = "drop" if uav else "ground"
-    size_lo, size_hi = (v * k for v in PROFILE_SIZES[spec.profile])
-
-    # The target: look, size, screen path (bounded; out-of-view and fast bursts edited in).
-    look = rng_for(seed, "target_look")
+def _plan_target(scene: _Scene, events: dict, ev_rng) -> _Target:
+    """The target: look, size, and a screen path kept inside the frame, with fast-motion
+    bursts and out-of-view excursions edited in."""
+    spec, t0 = scene.spec, scene.t0
+    W, H, k = spec.width, spec.height, spec.size_scale
+    look = rng_for(spec.seed, "target_look")
     app = random_appearance(look, spec.target_kind, spec.profile)
-    temps = random_temps(look, spec.target_kind, ambient)
+    temps = random_temps(look, spec.target_kind, scene.ambient)
     orients, axis = _orientations(app, look)
-    size = _sizes(rng_for(seed, "target_size"), spec, T)
-    sprites = _sprites(look, app, temps, orients, size.max() * zmax)
+    size = _sizes(rng_for(spec.seed, "target_size"), spec, scene.T)
+    sprites = _sprites(look, app, temps, orients, size.max() * scene.zmax)
     wh_world = _wh(size, sprites[0].aspect)
-    wh_s = wh_world * sc
-    tp = rng_for(seed, "target_path")
+    wh_s = wh_world * scene.scale
+    tp = rng_for(spec.seed, "target_path")
     margin = 2 + 4 * k
-    lo = wh_s.max(0) / 2 + margin
-    hi = np.array([W, H]) - wh_s.max(0) / 2 - margin
+    lo, hi = bounds(wh_s.max(0) / 2 + margin, np.array([W, H]) - wh_s.max(0) / 2 - margin)
     speed = float(np.hypot(W, H) * tp.uniform(0.002, 0.006))
-    vd = smooth_noise(tp, T, 2, tp.uniform(15, 45)) * _aniso(app, axis, uav)
+    vd = smooth_noise(tp, scene.T, 2, tp.uniform(15, 45)) * _aniso(app, axis, scene.uav)
     v = vd * speed
     for a, b in events["fast_motion"]:
         ta, tb = a - t0, b - t0
         d = vd[ta:tb].copy()
-        if not uav:  # on the ground the image height follows the depth: bursts go sideways
+        if not scene.uav:  # on the ground the image height follows the depth: go sideways
             d = np.stack([np.where(d[:, 0] < 0, -1.0, 1.0), np.zeros(len(d))], axis=1)
         d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
-        v[ta:tb] = d * FAST_PX * k * ev.uniform(1.3, 1.8)
-    lo, hi = _bounds(lo, hi)
+        v[ta:tb] = d * FAST_PX * k * ev_rng.uniform(1.3, 1.8)
     pos = fold(lo + (hi - lo) * tp.uniform(0, 1, 2) + np.cumsum(v, axis=0) - v[0], lo, hi)
     for a, total in events["out_of_view"]:
-        _exit_path(pos, wh_s.max(0), W, H, uav, a - t0, total, 0.8 * FAST_PX * k)
-    if not uav:
-        world_y = _ground_y(horizon, wh_world[:, 1], cam_height, spec.target_kind)
-        pos[:, 1] = np.minimum((world_y - origin[:, 1]) * sc[:, 1],
+        exit_path(pos, wh_s.max(0), W, H, scene.uav, a - t0, total, 0.8 * FAST_PX * k)
+    if not scene.uav:  # standing on the ground: the size decides the image row
+        world_y = scene.ground_y(wh_world[:, 1], spec.target_kind)
+        pos[:, 1] = np.minimum((world_y - scene.origin[:, 1]) * scene.scale[:, 1],
                                H - wh_s[:, 1] / 2 - margin)
-    world = pos / sc + origin
-    target = _object("target", app, sprites, world, wh_world, origin, sc, axis, shadow, k)
-
-    # Look-alikes: same kind and colours, other temperatures, walking around the target.
-    n_sim = 0
-    if spec.has("similar_distractor"):
-        n_sim = 2 if spec.num_distractors >= 3 and look.random() < 0.5 else 1
-    similar = []
-    for j in range(n_sim):
-        r = rng_for(seed, "similar", j)
-        app_j = recolour_like(app, r)
-        delta = float(r.choice([-1.0, 1.0]) * r.uniform(4.0, 9.0))
-        f = r.uniform(0.9, 1.1)
-        spr = _sprites(r, app_j, {n: t + delta for n, t in temps.items()}, orients,
-                       size.max() * f * zmax)
-        wh_j = _wh(size * f, spr[0].aspect)
-        R = 2.5 * float(size.mean())
-        lo_r = np.array([-R, -R if uav else -0.15 * R])
-        start = np.array([r.choice([-1.0, 1.0]) * R * r.uniform(0.6, 1.0), 0.0])
-        rel = _walk(r, T, speed * r.uniform(0.3, 0.8), r.uniform(20, 60), lo_r, -lo_r,
-                    start=start)
-        path = world + rel
-        if not uav:
-            path[:, 1] = _ground_y(horizon, wh_j[:, 1], cam_height, spec.target_kind)
-        similar.append(_object("similar_distractor", app_j, spr, path, wh_j, origin,
-                               sc, axis, shadow, k))
-
-    # Other objects wander over the whole canvas, sized like real ones next to the target.
-    ppm = float(size.mean()) / NOMINAL_METRES[spec.target_kind]
-    others = []
-    for i in range(max(0, spec.num_distractors - n_sim)):
-        r = rng_for(seed, "distractor", i)
-        kind = KINDS[int(r.integers(len(KINDS)))]
-        app_i = random_appearance(r, kind, spec.profile)
-        temps_i = random_temps(r, kind, ambient)
-        orients_i, axis_i = _orientations(app_i, r)
-        size_i = float(np.clip(NOMINAL_METRES[kind] * ppm * r.uniform(0.85, 1.15),
-                               max(MIN_SIZE_PX, 0.6 * size_lo), 1.5 * size_hi))
-        spr = _sprites(r, app_i, temps_i, orients_i, size_i * zmax)
-        wh_i = _wh(np.float64(size_i), spr[0].aspect)
-        lo_w, hi_w = wh_i / 2, np.array([CW, CH]) - wh_i / 2
-        path = _walk(r, T, speed * r.uniform(0.4, 1.2), r.uniform(15, 60), lo_w, hi_w,
-                     _aniso(app_i, axis_i, uav))
-        if not uav:
-            path[:, 1] = _ground_y(horizon, wh_i[1], cam_height, kind)
-        others.append(_object("distractor", app_i, spr, path, wh_i, origin, sc, axis_i,
-                              shadow, k))
-
-    occluders = [_occluder(rng_for(seed, "occluder", j), spec, tc - t0, world, wh_world,
-                           sprites[0].aspect, ambient, origin, sc, zmax, k)
-                 for j, tc in enumerate(events["occlusion"])]
-
-    objects = tuple(others + similar + [target] + occluders)
-    t_idx = len(others) + len(similar)
-    cross = _ramps([(a - t0, r_, b - t0) for a, r_, b in events["thermal_crossover"]], T)
-
-    kk = np.arange(N)
-    full = target.boxes[kk - t0]
-    gt_rgb = clip_boxes(full, W, H)
-    gt_thermal = clip_boxes(target.boxes[kk - off - t0] + np.array([dx, dy, 0, 0]), W, H)
-    return SequencePlan(spec=spec, ambient=ambient, sun=sun, canvas_hw=(CH, CW),
-                        horizon=horizon, t0=t0, crops=crops, objects=objects, target=t_idx,
-                        crossover=cross.astype(np.float32), gt_rgb=gt_rgb,
-                        gt_thermal=gt_thermal,
-                        frame_flags=_frame_flags(spec, full,
-                                                 [o.boxes[kk - t0] for o in occluders],
-                                                 cross[kk - t0]))
+    world = pos / scene.scale + scene.origin
+    obj = scene.project("target", app, sprites, world, wh_world, axis)
+    return _Target(obj=obj, app=app, temps=temps, orients=orients, axis=axis, size=size,
+                   wh_world=wh_world, world=world, speed=speed)
 
 
-def _occluder(r, spec: SequenceSpec, tau: int, world: np.ndarray, wh_world: np.ndarray,
-              target_aspect: float, ambient: float, origin, sc, zmax: float, k: float
-              ) -> PlannedObject:
+def _look_alike(scene: _Scene, tgt: _Target, j: int) -> PlannedObject:
+    """Same kind and colours as the target, 4-9 K warmer or colder, walking around it."""
+    r = rng_for(scene.spec.seed, "similar", j)
+    app = recolour_like(tgt.app, r)
+    delta = float(r.choice([-1.0, 1.0]) * r.uniform(4.0, 9.0))
+    f = r.uniform(0.9, 1.1)
+    sprites = _sprites(r, app, {n: t + delta for n, t in tgt.temps.items()}, tgt.orients,
+                       tgt.size.max() * f * scene.zmax)
+    wh = _wh(tgt.size * f, sprites[0].aspect)
+    R = 2.5 * float(tgt.size.mean())
+    lo = np.array([-R, -R if scene.uav else -0.15 * R])
+    start = np.array([r.choice([-1.0, 1.0]) * R * r.uniform(0.6, 1.0), 0.0])
+    rel = walk(r, scene.T, tgt.speed * r.uniform(0.3, 0.8), r.uniform(20, 60), lo, -lo,
+               start=start)
+    path = tgt.world + rel
+    if not scene.uav:
+        path[:, 1] = scene.ground_y(wh[:, 1], scene.spec.target_kind)
+    return scene.project("similar_distractor", app, sprites, path, wh, tgt.axis)
+
+
+def _wanderer(scene: _Scene, tgt: _Target, i: int) -> PlannedObject:
+    """A random person, vehicle or animal wandering over the whole canvas, sized like the
+    real thing next to the target."""
+    spec = scene.spec
+    r = rng_for(spec.seed, "distractor", i)
+    kind = KINDS[int(r.integers(len(KINDS)))]
+    app = random_appearance(r, kind, spec.profile)
+    temps = random_temps(r, kind, scene.ambient)
+    orients, axis = _orientations(app, r)
+    size_lo, size_hi = (v * spec.size_scale for v in PROFILE_SIZES[spec.profile])
+    px_per_m = float(tgt.size.mean()) / NOMINAL_METRES[spec.target_kind]
+    size = float(np.clip(NOMINAL_METRES[kind] * px_per_m * r.uniform(0.85, 1.15),
+                         max(MIN_SIZE_PX, 0.6 * size_lo), 1.5 * size_hi))
+    sprites = _sprites(r, app, temps, orients, size * scene.zmax)
+    wh = _wh(np.float64(size), sprites[0].aspect)
+    path = walk(r, scene.T, tgt.speed * r.uniform(0.4, 1.2), r.uniform(15, 60), wh / 2,
+                np.array(scene.canvas_wh) - wh / 2, _aniso(app, axis, scene.uav))
+    if not scene.uav:
+        path[:, 1] = scene.ground_y(wh[1], kind)
+    return scene.project("distractor", app, sprites, path, wh, axis)
+
+
+def _occluder(scene: _Scene, tgt: _Target, j: int, tau: int) -> PlannedObject:
     """An object that hides the target around scene time `tau`, its box covering the
     target's with 30 % to spare. Top-down: a static tree or awning where the target will be.
     Ground level: a passer-by (person, or car for wide targets) crossing just in front of
     the target, closer to the camera."""
-    uav = spec.profile == "uav"
-    T = len(world)
-    if uav:
+    spec = scene.spec
+    r = rng_for(spec.seed, "occluder", j)
+    if scene.uav:
         kind = str(r.choice(["tree", "tree", "awning"]))
     else:
-        kind = "person" if target_aspect < 0.8 else "vehicle"
+        kind = "person" if tgt.obj.sprites[0].aspect < 0.8 else "vehicle"
     app = random_appearance(r, kind, spec.profile)
-    temps = random_temps(r, kind, ambient)
-    tw, th = wh_world[tau]
+    temps = random_temps(r, kind, scene.ambient)
+    tw, th = tgt.wh_world[tau]
     h_est = max(1.3 * th, 1.3 * tw / app.aspect)
-    orients = ("right",) if uav else ("right", "left")
-    sprites = _sprites(r, app, temps, orients, h_est * max(1.0, app.aspect) * zmax)
+    orients = ("right",) if scene.uav else ("right", "left")
+    sprites = _sprites(r, app, temps, orients, h_est * max(1.0, app.aspect) * scene.zmax)
     ao = sprites[0].aspect  # the drawn sprite's true aspect decides the box
     h = max(1.3 * th, 1.3 * tw / ao)
     wh = np.array([h * ao, h])
-    if uav:
-        path = np.broadcast_to(world[tau], (T, 2))
-        return _object("occluder", app, sprites, path, wh, origin, sc, 0,
-                       "drop" if kind == "tree" else "none", k)
+    if scene.uav:
+        path = np.broadcast_to(tgt.world[tau], (scene.T, 2))
+        return scene.project("occluder", app, sprites, path, wh, 0,
+                             "drop" if kind == "tree" else "none")
     crossing = float(np.clip(0.1 * spec.num_frames, 8, 60))  # frames to pass the target
     v = float(r.choice([-1.0, 1.0])) * (wh[0] + tw) / crossing
-    x = world[tau, 0] + v * (np.arange(T) - tau)
-    feet = world[tau, 1] + th / 2 + 0.08 * th  # a little closer than the target
-    path = np.stack([x, np.full(T, feet - h / 2)], axis=1)
-    return _object("occluder", app, sprites, path, wh, origin, sc, 0, "ground", k)
+    x = tgt.world[tau, 0] + v * (np.arange(scene.T) - tau)
+    feet = tgt.world[tau, 1] + th / 2 + 0.08 * th  # a little closer than the target
+    path = np.stack([x, np.full(scene.T, feet - h / 2)], axis=1)
+    return scene.project("occluder", app, sprites, path, wh, 0)
+
+
+def plan_sequence(spec: SequenceSpec) -> SequencePlan:
+    """Plan the camera, every object and the events of `spec` (no pixels)."""
+    N, W, H = spec.num_frames, spec.width, spec.height
+    off, (dx, dy) = spec.time_offset, spec.registration_offset
+    t0, T = min(0, -off), N + abs(off)
+    weather = rng_for(spec.seed, "scene")
+    ambient, sun = float(weather.uniform(0, 28)), float(weather.uniform(0, 2 * np.pi))
+    cam_height = float(weather.uniform(0.6, 1.6))
+    (CH, CW), horizon, crops = _plan_camera(rng_for(spec.seed, "camera"), spec, T)
+    scene = _Scene(spec=spec, t0=t0, scale=_scales(crops, W, H),
+                   origin=crops[:, :2].astype(np.float64), canvas_wh=(CW, CH),
+                   horizon=horizon, cam_height=cam_height, ambient=ambient)
+    events = schedule_events(rng_for(spec.seed, "events"), spec)
+
+    tgt = _plan_target(scene, events, rng_for(spec.seed, "event_sizes"))
+    n_sim = 0
+    if spec.has("similar_distractor"):
+        n_sim = 2 if spec.num_distractors >= 3 and \
+            rng_for(spec.seed, "similar", 99).random() < 0.5 else 1
+    similar = [_look_alike(scene, tgt, j) for j in range(n_sim)]
+    others = [_wanderer(scene, tgt, i) for i in range(max(0, spec.num_distractors - n_sim))]
+    occluders = [_occluder(scene, tgt, j, tc - t0)
+                 for j, tc in enumerate(events["occlusion"])]
+    objects = tuple(others + similar + [tgt.obj] + occluders)  # drawing order
+    cross = ramps([(a - t0, r, b - t0) for a, r, b in events["thermal_crossover"]], T)
+
+    kk = np.arange(N)
+    full = tgt.obj.boxes[kk - t0]
+    gt_thermal = clip_boxes(tgt.obj.boxes[kk - off - t0] + np.array([dx, dy, 0, 0]), W, H)
+    flags = _frame_flags(spec, full, [o.boxes[kk - t0] for o in occluders], cross[kk - t0])
+    return SequencePlan(spec=spec, ambient=ambient, sun=sun, canvas_hw=(CH, CW),
+                        horizon=horizon, t0=t0, crops=crops, objects=objects,
+                        target=len(others) + len(similar), crossover=cross.astype(np.float32),
+                        gt_rgb=clip_boxes(full, W, H), gt_thermal=gt_thermal,
+                        frame_flags=flags)
 
 
 def _frame_flags(spec: SequenceSpec, full: np.ndarray, occ_boxes: list, cross: np.ndarray

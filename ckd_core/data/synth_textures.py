@@ -65,8 +65,9 @@ SHADOW_TEMP = -2.5  # kelvin in full shadow
 
 @dataclass(frozen=True, eq=False)
 class Canvas:
-    """rgb: (H, W, 3) float32 RGB, about 0-255 in daylight (not clipped); temp: (H, W) float32 degrees Celsius;
-    horizon: canvas row of the horizon (robot profile) or None (top-down views)."""
+    """rgb: (H, W, 3) float32 RGB, about 0-255 in daylight (not clipped); temp: (H, W)
+    float32 degrees Celsius; horizon: canvas row of the horizon (robot profile) or None
+    (top-down views)."""
 
     rgb: np.ndarray
     temp: np.ndarray
