@@ -270,9 +270,9 @@ def test_resume_after_a_crash_is_bit_exact(data_root, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_exact(data_root, tmp_path):
     """`ckd train` in a subprocess, SIGKILLed once a checkpoint exists, then `--resume`d:
-    the final weights equal an uninterrupted in-process run's. 24 steps (6 epochs of 4),
+    the final weights equal an uninterrupted in-process run's. 32 steps (8 epochs of 4),
     a checkpoint every 3 steps."""
-    cfg = micro_cfg(data_root, **{"train.epochs": 6})
+    cfg = micro_cfg(data_root, **{"train.epochs": 8})
     full = train(cfg, opts(tmp_path / "full"))
     yaml_path = tmp_path / "micro.yaml"
     yaml_path.write_text(dump_config(cfg))
@@ -290,11 +290,11 @@ def test_resume_after_sigkill_is_bit_exact(data_root, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = json.loads(latest.read_text())["step"]
-    assert 6 <= killed_at < 24
+    assert 6 <= killed_at < 32
     done = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    final = load_checkpoint(RunPaths(run_dir).model_file(24))[0]
+    final = load_checkpoint(RunPaths(run_dir).model_file(32))[0]
     assert same_state(final, full.model.state_dict())
 
 
@@ -473,3 +473,16 @@ def test_lr_schedules():
     assert lr_factor(12, 12, "cosine", 2) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="schedule"):
         lr_factor(0, 10, "linear", 0)
+
+
+def test_training_presets_of_the_shipped_model():
+    from ckd_core.train.trainer import check_stage_config
+    s1, s2 = load_config("ckd_tiny_train_s1"), load_config("ckd_tiny_train_s2")
+    assert s1.model == load_config("ckd_tiny").model
+    assert s2.model == load_config("ckd_tiny_mce").model
+    assert (s1.train.stage, s2.train.stage) == (1, 2)
+    assert s1.train.masking and not s2.train.masking and s2.model.elimination.enabled
+    assert s2.train.init_checkpoint == "runs/ckd_tiny_train_s1/inference.safetensors"
+    assert s1.data == s2.data and s1.data.synthetic_sequences > 0
+    for cfg in (s1, s2):
+        check_stage_config(cfg)

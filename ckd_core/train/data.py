@@ -9,7 +9,7 @@
   `data.root` when given, else `<cache>/ckd-tracker/synthetic/seed<S>_n<N>_<W>x<H>_f<F>`
   (`<cache>` = $XDG_CACHE_HOME or ~/.cache). A `.complete` marker is written last, so an
   interrupted generation is redone. In a process group rank 0 generates while the others
-  wait.
+  wait (and fail with it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ckd_core.config import DataConfig
 from ckd_core.data.sequences import Sequence, SequenceError, list_sequences
-from ckd_core.train.distributed import DistInfo, barrier
+from ckd_core.train.distributed import DistInfo, broadcast_object
 
 SYNTH_LAYOUT = "lasher"
 COMPLETE_MARKER = ".complete"
@@ -73,10 +73,18 @@ def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequen
     recipe = {"seed": data.synthetic_seed, "count": data.synthetic_sequences,
               "frames": SYNTH_FRAMES, "width": SYNTH_WIDTH, "height": SYNTH_HEIGHT,
               "layout": SYNTH_LAYOUT}
+    error: Exception | None = None
     if info is None or info.is_main:
-        ensure_synthetic(root, recipe)
-    if info is not None:
-        barrier(info)
+        try:
+            ensure_synthetic(root, recipe)
+        except (OSError, ValueError) as exc:
+            error = exc
+    # a collective: the other processes wait here, and learn if rank 0 failed
+    message = broadcast_object(str(error) if error else None, info) if info else None
+    if error is not None:
+        raise error
+    if message:
+        raise DatasetError(f"rank 0 could not prepare the synthetic data: {message}")
     return list_sequences(SYNTH_LAYOUT, root)
 
 

@@ -77,11 +77,6 @@ def shutdown_distributed(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def barrier(info: DistInfo) -> None:
-    if info.distributed:
-        dist.barrier()
-
-
 def wrap_model(model: nn.Module, info: DistInfo) -> nn.Module:
     """DDP wrapper in a process group, the model itself otherwise."""
     if not info.distributed:

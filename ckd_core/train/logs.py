@@ -50,14 +50,14 @@ class RunLogger:
             return
         from torch.utils.tensorboard import SummaryWriter
         truncate_metrics(metrics_path, start_step)
-        self.writer = SummaryWriter(str(tensorboard_dir),
-                                    purge_step=start_step + 1 if start_step else None)
+        # purge: events of an earlier attempt after start_step are dropped from the view
+        self.writer = SummaryWriter(str(tensorboard_dir), purge_step=start_step + 1)
         if progress:
             from tqdm import tqdm
             self.bar = tqdm(total=total_steps, initial=start_step, desc=description,
                             unit="step", dynamic_ncols=True)
 
-    def step(self, step: int, samples: int) -> None:
+    def step(self, samples: int) -> None:
         """Count one finished step of `samples` samples (all processes together)."""
         self._window_samples += samples
         if self.bar is not None:

@@ -200,10 +200,9 @@ def _train(cfg: CKDConfig, options: TrainOptions, info: DistInfo) -> TrainResult
                 log = train_step(ddp_model, batch, cfg, step, info, optimizer, scheduler,
                                  scaler, params, autocast_dtype)
                 step += 1
-                logger.step(step, per_step)
+                logger.step(per_step)
                 if step % t.log_every == 0 or step == end_step:
                     log = _mean_over_processes(log, info)
-                    log.update({f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups})
                     last_log = logger.log(step, step // steps_per_epoch, log)
                 if step % t.checkpoint_every == 0 or step % steps_per_epoch == 0 \
                         or step == end_step:
@@ -265,8 +264,8 @@ def train_step(model: torch.nn.Module, batch: dict[str, Any], cfg: CKDConfig, st
                **{f"student/{k}": float(v.detach()) for k, v in terms.items()}}
     if not torch.isfinite(loss):
         raise TrainError(f"step {step}: the loss is {float(loss)} ({log}); training diverged. "
-                         "Lower the learning rates or raise train.grad_clip's strictness, and "
-                         "resume from the last checkpoint")
+                         "Lower the learning rates (or train.grad_clip) and resume from the last "
+                         "checkpoint")
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -281,6 +280,7 @@ def train_step(model: torch.nn.Module, batch: dict[str, Any], cfg: CKDConfig, st
         log["amp_scale"] = float(scaler.get_scale())
     else:
         optimizer.step()
+    log.update({f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups})  # this step's
     scheduler.step()
     if out.get("kept_tokens"):
         log["kept_tokens"] = float(out["kept_tokens"][-1])
@@ -356,9 +356,12 @@ def _load_initial_weights(model: CKDTraining, cfg: CKDConfig, path: str,
                             if cfg.train.stage == 1 else ""))
     model.load_state_dict(report.state_dict, strict=False)
     if info.is_main:
-        heads = sorted({k.split(".")[0] for k in report.missing})
+        unused = ("teacher_rgb", "teacher_tir", "box_head_v", "box_head_i") \
+            if cfg.train.stage == 2 else ()
+        fresh = sorted({k.split(".")[0] for k in report.missing} - set(unused))
         print(f"initial weights: {path} ({report.format}, {len(report.state_dict)} tensors)"
-              + (f"; fresh: {', '.join(heads)}" if heads else ""), flush=True)
+              + (f"; not in the file, left at their random init: {', '.join(fresh)}"
+                 if fresh else ""), flush=True)
 
 
 def _find_resume_point(paths: RunPaths, resume: bool) -> tuple[int, Path, Path] | None:
