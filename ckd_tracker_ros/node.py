@@ -429,6 +429,8 @@ def main(args=None) -> int:
         except (P.ParamError, ValueError, FileNotFoundError) as e:
             rclpy.logging.get_logger("ckd_tracker").fatal(f"cannot start: {e}")
             return 2
+        except (KeyboardInterrupt, ExternalShutdownException):
+            return 0  # Ctrl-C while the model was loading
         try:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):

@@ -22,8 +22,10 @@ require_ros()
 
 import rclpy  # noqa: E402
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from ckd_tracker_ros import launch_fallback as fb  # noqa: E402
+from ckd_tracker_ros.msg import TrackerStatus  # noqa: E402
 from ros_helpers import wait_for  # noqa: E402
 
 
@@ -89,6 +91,7 @@ def test_fallback_launcher_starts_the_node(ros_context, tiny_checkpoint, tmp_pat
          "rgb_topic:=/cam/rgb", "thermal_topic:=/cam/ir", f"params_file:={params}",
          "device:=cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     probe = rclpy.create_node("launch_probe", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
     try:
         # Graph queries need no spinning: rmw keeps the graph up to date.
         def node_up():
@@ -101,11 +104,22 @@ def test_fallback_launcher_starts_the_node(ros_context, tiny_checkpoint, tmp_pat
             return all(any(i.node_name == "ckd_tracker" and i.node_namespace == "/fb"
                            for i in infos) for infos in subs.values())
         wait_for(remapped, timeout=30.0, interval=0.1, what="subscriptions on the remapped topics")
+        # The status heartbeat starts once the node is fully built and spinning.
+        status = []
+        probe.create_subscription(TrackerStatus, "/fb/ckd_tracker/status", status.append, 10)
+        ex.add_node(probe)
+
+        def spin_until_status():
+            ex.spin_once(timeout_sec=0.1)
+            return status
+        wait_for(spin_until_status, timeout=30.0, interval=0, what="a status message")
+        assert status[0].state == TrackerStatus.IDLE
         names = dict(probe.get_service_names_and_types_by_node("ckd_tracker", "/fb"))
-        assert "/fb/ckd_tracker/init_target" in names
+        assert names["/fb/ckd_tracker/init_target"] == ["ckd_tracker_ros/srv/InitTarget"]
         pubs = dict(probe.get_publisher_names_and_types_by_node("ckd_tracker", "/fb"))
         assert pubs["/fb/ckd_tracker/detections"] == ["vision_msgs/msg/Detection2DArray"]
     finally:
+        ex.shutdown()
         probe.destroy_node()
         proc.send_signal(signal.SIGINT)
         try:
