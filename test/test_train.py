@@ -413,7 +413,7 @@ def test_wrong_dataset_path_is_a_clear_error(data_root, tmp_path, capsys):
                      "--data-root", str(tmp_path / "missing"), "--no-progress"])
     assert code == 2
     assert "missing' does not exist" in capsys.readouterr().err
-    assert not (tmp_path / "run3" / "checkpoints").exists()
+    assert not (tmp_path / "run3").exists()
 
 
 # ---------------------------------------------------------------------------------------------

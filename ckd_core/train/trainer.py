@@ -137,10 +137,6 @@ def _train(cfg: CKDConfig, options: TrainOptions, info: DistInfo) -> TrainResult
 
     # ---- 1. the run folder: fresh or resumed ------------------------------------------------
     resume_from = _find_resume_point(paths, options.resume)
-    if info.is_main:
-        paths.root.mkdir(parents=True, exist_ok=True)
-        if resume_from is None:
-            paths.config.write_text(dump_config(cfg))
 
     # ---- 2. data ------------------------------------------------------------------------------
     per_step = t.batch_size * info.world_size
@@ -152,6 +148,10 @@ def _train(cfg: CKDConfig, options: TrainOptions, info: DistInfo) -> TrainResult
     end_step = min(total_steps, options.max_steps) if options.max_steps else total_steps
     sequences = training_sequences(cfg.data, info)
     dataset = PairDataset(sequences, cfg.data, cfg.model, t.samples_per_epoch, seed=t.seed)
+    if info.is_main:  # the folder is made once the data are known to be there
+        paths.root.mkdir(parents=True, exist_ok=True)
+        if resume_from is None:
+            paths.config.write_text(dump_config(cfg))
 
     # ---- 3. model, optimizer, schedule ------------------------------------------------------
     seed_everything(t.seed)  # the same initial weights in every process
@@ -338,7 +338,9 @@ def _load_initial_weights(model: CKDTraining, cfg: CKDConfig, path: str,
     checkpoint, would leave them random); heads may be missing (timm / MAE weights have
     none). Stage 2 needs the two students and uses the fused head when present."""
     if not Path(path).is_file():
-        raise TrainError(f"train.init_checkpoint = {path!r} does not exist")
+        raise TrainError(f"train.init_checkpoint = {path!r} does not exist (a stage-2 run "
+                         "starts from a finished stage-1 run: train that first, or set the "
+                         "path with --set train.init_checkpoint=FILE)")
     report = import_checkpoint(path, cfg.model, kind="training")
     if report.mismatched_shapes:
         shown = "; ".join(f"{k}: file {a} vs model {b}"
