@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--profile", default="mixed", choices=("uav", "robot", "mixed"),
                         help="uav: small targets from above; robot: large targets at "
-                             "ground level; mixed: 8 uav, 8 robot, ... (default)")
+                             "ground level; mixed: alternating (default)")
     parser.add_argument("--thermal-bits", type=int, default=8, choices=(8, 16),
                         help="8: JPEG; 16: PNG radiometric counts (4000 + 100 * Celsius)")
     parser.add_argument("--attributes", default="auto",

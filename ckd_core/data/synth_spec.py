@@ -14,15 +14,18 @@ is listed; the RGBT234 / LasHeR abbreviation in brackets):
 - thermal_crossover (TC): for part of the sequence the target takes the temperature of the
   background around it, so it nearly vanishes in thermal; RGB is unchanged.
 - scale_variation (SV): the target's size changes by a factor of at least 2.2 over the
-  sequence (without it, by at most 1.25).
-- fast_motion (FM): bursts where the target moves more than max(20 px, half its size) per
-  frame (scaled with the frame size).
+  sequence (less only in frames so small that the profile's size range is narrower);
+  without it, by at most 1.25 (camera zoom aside).
+- fast_motion (FM): bursts where the target's centre moves more than 20 px a frame (the
+  RGBT234 / LasHeR rule; px at a 512-px frame, scaled with the frame size), with motion
+  blur.
 - camera_motion (CM): the camera pans and zooms over a larger background (without it, the
   camera is static).
 - out_of_view (OV): the target leaves the frame and comes back; GT rows are all zeros while
   nothing of it is in view.
 - similar_distractor (BC-like): one or two objects of the target's class and colours walk
-  near it; they have clearly different temperatures, so thermal separates them.
+  near it; they are 4-9 K warmer or colder, so thermal separates them.
+Per-frame presence of the event attributes is in `SequencePlan.frame_flags`.
 
 Size profiles: "uav" (top-down / oblique views, targets 8-40 px on their longer side at a
 512-px short frame side) and "robot" (ground-level views with a horizon, targets 60-220 px);
@@ -141,15 +144,13 @@ def sequence_seed(seed: int, index: int) -> int:
 
 
 def profile_for_index(profile: str, index: int) -> str:
-    """"uav" / "robot" as given; "mixed": the first 8 indices uav, the next 8 robot, ...
-
-    so that with the round-robin attributes every (attribute, profile) pair appears within
-    16 sequences.
-    """
+    """"uav" / "robot" as given; "mixed": alternating (uav, robot, uav, ...), the order
+    swapped every 8 indices, so that small runs hold both profiles and, with the round-robin
+    attributes, every (attribute, profile) pair appears within 16 sequences."""
     if profile in PROFILES:
         return profile
     if profile == "mixed":
-        return PROFILES[(index // len(ATTRIBUTES)) % len(PROFILES)]
+        return PROFILES[(index + index // len(ATTRIBUTES)) % len(PROFILES)]
     raise ValueError(f"profile {profile!r} is invalid; expected uav, robot or mixed")
 
 
