@@ -8,7 +8,8 @@ camera, 8- and 16-bit thermal) prints:
   render  RGB + thermal frame pairs per second, in memory (setup excluded)
   +setup  the same with the setup spread over --frames frames
   encode  render + JPEG/PNG encoding in memory (what writing costs besides the disk)
-  write   render + encode + write files (the VTUAV layout, into a temporary folder)
+  write   setup + render + encode + write files (`write_sequence`, VTUAV layout, into a
+          temporary folder): what `ckd synth` achieves per core
 then the same numbers for a 16-sequence `make_benchmark_specs` set (every attribute, both
 profiles). Target: hundreds of rendered frame pairs per second at 640x512.
 
@@ -19,30 +20,20 @@ jobs on a shared machine do not distort them; wall time is higher when the core 
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
-from pathlib import Path
 
 import cv2
 
 from ckd_core.data.synth import (SequenceRenderer, make_benchmark_specs, make_sequence_spec,
                                  plan_sequence, write_sequence)
 from ckd_core.data.synth_write import JPEG_QUALITY, PNG_PARAMS
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from ckd_core.evaluation.speed import hardware_name
 
 
 def measure(spec) -> dict[str, float]:
-    """Seconds of setup, render, render+encode and render+write for one sequence."""
+    """CPU seconds of setup, render, render + encode, and setup + render + write of one
+    sequence."""
     n = spec.num_frames
     t = time.process_time()
     renderer = SequenceRenderer(plan_sequence(spec))
@@ -65,12 +56,13 @@ def measure(spec) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.process_time()
         write_sequence(spec, tmp, "vtuav")
-        write = time.process_time() - t - setup  # write_sequence sets up again
+        write = time.process_time() - t  # setup included: write_sequence does its own
     return {"setup": setup, "render": render, "encode": encode, "write": write}
 
 
 def row(name: str, n: int, m: dict[str, float]) -> str:
-    fps = lambda s: n / max(s, 1e-9)
+    def fps(seconds: float) -> float:
+        return n / max(seconds, 1e-9)
     return (f"{name:<34} {m['setup']:6.2f} {fps(m['render']):8.0f} "
             f"{fps(m['render'] + m['setup']):8.0f} {fps(m['encode']):8.0f} "
             f"{fps(m['write']):8.0f}")
@@ -96,7 +88,7 @@ def main() -> None:
                                                                   "out_of_view")),
         "uav, static, 16-bit thermal": dict(profile="uav", attributes=(), thermal_bits=16),
     }
-    print(f"{cpu_model()}; OpenCV {cv2.__version__} single-threaded; "
+    print(f"{hardware_name('cpu')}; OpenCV {cv2.__version__} single-threaded; "
           f"{args.width}x{args.height}, {args.frames} frames a sequence")
     print(f"{'sequence':<34} {'setup s':>6} {'render':>8} {'+setup':>8} {'encode':>8} "
           f"{'write':>8}   (frame pairs / s)")

@@ -104,6 +104,11 @@ def schedule_events(rng, spec: SequenceSpec) -> dict[str, list]:
     return out
 
 
+def _ease(n: int) -> np.ndarray:
+    """(n, 1) fractions 0 -> 1 of a smooth (cosine) move over n frames, last one 1."""
+    return ((1 - np.cos(np.pi * np.arange(1, n + 1) / n)) / 2)[:, None]
+
+
 def exit_path(pos, wh_max, W, H, uav, a, total, vmax) -> None:
     """Rewrite pos[a : a + total] so the target leaves the frame across the nearest allowed
     edge (no faster than `vmax` px/frame when the window leaves room), stays out, and comes
@@ -126,12 +131,11 @@ def exit_path(pos, wh_max, W, H, uav, a, total, vmax) -> None:
     else:
         m1, m3 = need
     hold = total - m1 - m3
-    ease = lambda n: ((1 - np.cos(np.pi * np.arange(1, n + 1) / n)) / 2)[:, None]
-    pos[a + 1:a + 1 + m1] = p + (out - p) * ease(m1)
+    pos[a + 1:a + 1 + m1] = p + (out - p) * _ease(m1)
     pos[a + 1 + m1:a + 1 + m1 + hold] = out
     n3 = b - (a + m1 + hold)
     if n3 > 0:
-        pos[a + m1 + hold + 1:b + 1] = out + (q - out) * ease(n3)
+        pos[a + m1 + hold + 1:b + 1] = out + (q - out) * _ease(n3)
 
 
 def ramps(windows, N: int) -> np.ndarray:
