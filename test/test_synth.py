@@ -321,3 +321,10 @@ def test_dataset_readers_open_the_output(tmp_path, layout, bits):
         assert rgb.shape == (H, W, 3) and thermal.shape == (H, W, 3)
         rendered = render_sequence(s).rgb[4]
         assert np.abs(rgb.astype(int) - rendered).mean() < 6  # JPEG, nothing else
+
+
+def test_frame_index_out_of_range_is_an_error():
+    renderer = SequenceRenderer(plan_sequence(spec(num_frames=3)))
+    for k in (-1, 3):
+        with pytest.raises(IndexError, match="outside 0..2"):
+            renderer.frame(k)

@@ -196,6 +196,7 @@ class SequenceRenderer:
 
     def rgb(self, k: int) -> np.ndarray:
         """RGB frame k: (H, W, 3) uint8, RGB channel order."""
+        self._check(k)
         plan, spec = self.plan, self.plan.spec
         tau = plan.rgb_time(k)
         frame = self._background(self.canvas_rgb, *plan.crops[tau])
@@ -216,6 +217,7 @@ class SequenceRenderer:
 
     def temperature(self, k: int) -> np.ndarray:
         """Thermal frame k as a noiseless, unblurred temperature map (H, W) float32 in C."""
+        self._check(k)
         plan, spec = self.plan, self.plan.spec
         W, H = spec.width, spec.height
         dx, dy = spec.registration_offset
@@ -255,9 +257,13 @@ class SequenceRenderer:
             b, depth = -self.t_lo * a, cv2.CV_8U
         return cv2.addWeighted(t, a, noise, a, b, dtype=depth)
 
-    def frame(self, k: int) -> SynthFrame:
+    def _check(self, k: int) -> None:
         if not 0 <= k < self.plan.spec.num_frames:
-            raise IndexError(f"frame {k} is outside 0..{self.plan.spec.num_frames - 1}")
+            raise IndexError(f"frame {k} is outside 0..{self.plan.spec.num_frames - 1} of "
+                             f"sequence {self.plan.spec.name}")
+
+    def frame(self, k: int) -> SynthFrame:
+        """Frame k of both modalities with its ground truth."""
         return SynthFrame(index=k, rgb=self.rgb(k), thermal=self.thermal(k),
                           gt_rgb=self.plan.gt_rgb[k], gt_thermal=self.plan.gt_thermal[k])
 
