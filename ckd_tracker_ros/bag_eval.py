@@ -44,8 +44,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ckd_tracker_ros.bag_play import (Answers, FrameRecord, Player, fill_from_answer,
-                                      fill_from_status, percentiles, ros_context, spinning)
+from ckd_tracker_ros.bag_play import (Answers, FrameRecord, Player, attach_status,
+                                      fill_from_answer, percentiles, ros_context, spinning)
 from ckd_tracker_ros.bag_tools import BagError, BagIndex, iter_pairs, read_index
 
 NODE_NAME = "ckd_tracker"
@@ -228,14 +228,7 @@ def eval_bag(bag: str | Path, checkpoint: str | Path | None = None,
                 records, wall_s, aborted = _run(
                     index, n, player, answers, player_node, fqn, InitTarget, init_box,
                     lockstep, rate, timeout_s, wait_s, progress, log)
-                # The status of the last pairs may still be on its way.
-                last = [r.stamp_ns for r in records if r.answered][-1:]
-                if last:
-                    answers.wait(last, 2.0, table="status")
-                for rec in records:
-                    st = answers.status.get(rec.stamp_ns)
-                    if st is not None:
-                        fill_from_status(rec, st)
+                attach_status(records, answers)
                 final_status = answers.last_status
         finally:
             player_node.destroy_node()

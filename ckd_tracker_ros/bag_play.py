@@ -178,6 +178,18 @@ def fill_from_status(rec: FrameRecord, status) -> None:
         rec.score = float(status.score)
 
 
+def attach_status(records: list[FrameRecord], answers: Answers, wait_s: float = 2.0) -> None:
+    """Fill each record from the node's status with its stamp, waiting up to `wait_s` for the
+    status of the last answered pair (it follows the detections)."""
+    last = [r.stamp_ns for r in records if r.answered][-1:]
+    if last:
+        answers.wait(last, wait_s, table="status")
+    for rec in records:
+        st = answers.status.get(rec.stamp_ns)
+        if st is not None:
+            fill_from_status(rec, st)
+
+
 class Player:
     """Publishes an indexed bag's image pairs on `node` (which someone else spins)."""
 
@@ -387,10 +399,7 @@ def play(bag: str | Path, rate: float = 1.0, lockstep: bool = False,
                         bar.close()
                 result.wall_s = time.monotonic() - t0
                 result.messages_published = player.published
-                for rec in result.records:
-                    st = answers.status.get(rec.stamp_ns)
-                    if st is not None:
-                        fill_from_status(rec, st)
+                attach_status(result.records, answers)
         finally:
             player_node.destroy_node()
     if result.aborted:
