@@ -17,7 +17,7 @@ setup-ros: setup-python
 setup: setup-python setup-ros
 
 demo: setup
-	@$(ENV) python -m ckd_core.demo
+	@$(ENV) python -m ckd_tracker_ros.demo
 
 test: setup
 	@$(ENV) python -m pytest -q test
