@@ -86,7 +86,8 @@ class EvalResult:
                          f"max {lat['max']:.1f} ms")
         if rt:
             lines.append(f"latency (round trip): p50 {rt['p50']:.1f} ms, p90 {rt['p90']:.1f} "
-                         f"ms, max {rt['max']:.1f} ms; {r['fps']:.1f} frames/s")
+                         f"ms, max {rt['max']:.1f} ms")
+        lines.append(f"replay: {r['wall_s']:.1f} s, {r['fps']:.1f} answered frames/s")
         return "\n".join(lines)
 
 
@@ -243,8 +244,7 @@ def eval_bag(bag: str | Path, checkpoint: str | Path | None = None,
     write_outputs(result)
     if overlay:
         path = out_dir / "overlay.mp4" if overlay is True else Path(overlay)
-        result.files["overlay"] = write_overlay(index, result.records, boxes, path,
-                                                progress=progress)
+        result.files["overlay"] = write_overlay(index, result.records, boxes, path)
         report["files"]["overlay"] = str(result.files["overlay"])
         _write_json(out_dir / "report.json", report)
     if aborted:
@@ -255,13 +255,15 @@ def eval_bag(bag: str | Path, checkpoint: str | Path | None = None,
 def _run(index, n, player, answers, node, fqn, InitTarget, init_box, lockstep, rate,
          timeout_s, wait_s, progress, log):
     """Pair 0 + init, then frames 1..n-1. Returns (records, wall seconds, aborted)."""
-    from ckd_tracker_ros.bag_play import _bar
+    from ckd_tracker_ros.bag_play import progress_bar
 
     pairs = iter_pairs(index, 0, n)
     first = next(pairs)
     rec0 = player.step(first, answers, timeout_s, resend_s=1.0)
     if not rec0.answered:
-        raise BagError(f"{fqn} did not answer the first image pair within {timeout_s:.0f} s")
+        raise BagError(f"{fqn} did not answer the first image pair within {timeout_s:.0f} s "
+                       "(a node that has processed these stamps before, less than a second "
+                       "of bag earlier, skips them as out of order: restart it)")
     x, y, w, h = init_box
     req = InitTarget.Request(x=x, y=y, width=w, height=h, label="")
     req.stamp.sec, req.stamp.nanosec = divmod(first.rgb_stamp_ns, 1_000_000_000)
@@ -271,7 +273,7 @@ def _run(index, n, player, answers, node, fqn, InitTarget, init_box, lockstep, r
     log(f"initialised: {resp.message}")
     rec0.box, rec0.detection = init_box, None
     records = [rec0]
-    bar = _bar(progress, n - 1)
+    bar = progress_bar(progress, n - 1)
     t0 = time.monotonic()
     aborted = ""
     try:
@@ -281,7 +283,7 @@ def _run(index, n, player, answers, node, fqn, InitTarget, init_box, lockstep, r
             records += recs
         else:
             pairs.close()
-            player.realtime(rate, skip_frames=[0],
+            player.realtime(rate, skip_frames=[0], stop=n,
                             on_message=lambda k: bar.update(1) if bar else None)
             stamps = {int(index.rgb_stamps[i]): i for i in range(1, n)}
             # Wait for the node to finish the pair in flight: answers stop coming.
@@ -415,7 +417,8 @@ def write_outputs(result: EvalResult) -> None:
             w.writerow([i, r.stamp_ns, int(r.answered), *(f"{v:.4f}" for v in box),
                         int(r.box is not None and i > 0),
                         "" if r.score is None else f"{r.score:.4f}",
-                        "" if r.state is None else STATE_NAMES.get(r.state, r.state),
+                        "INIT" if i == 0 else "" if r.state is None
+                        else STATE_NAMES.get(r.state, r.state),
                         "" if r.latency_ms is None else f"{r.latency_ms:.2f}",
                         "" if r.wall_ms is None else f"{r.wall_ms:.2f}", r.resends])
     files["frames"] = frames
@@ -458,7 +461,7 @@ def render_markdown(r: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def write_overlay(index: BagIndex, records: list[FrameRecord], boxes: np.ndarray, path: Path,
-                  fps: float | None = None, progress: bool = False) -> Path:
+                  fps: float | None = None) -> Path:
     """RGB | thermal with the result box (ckd_core.tracking.video.draw_overlay: green while
     TRACKING, red while the held box of a LOST target) and the ground truth in white where
     annotated; an mp4 (PNG folder when no encoder opens). Returns the path written."""

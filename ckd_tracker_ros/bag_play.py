@@ -109,11 +109,6 @@ class Answers:
                     return None
                 self._cond.wait(min(left, 0.1))
 
-    @property
-    def subscribed(self) -> bool:
-        """Whether the node's detections publisher has been matched."""
-        return self._subs[0].get_publisher_count() > 0
-
 
 # ---------------------------------------------------------------------------------------------
 # Publishing
@@ -265,10 +260,11 @@ class Player:
 
     # -- real time --------------------------------------------------------------------------
     def realtime(self, rate: float = 1.0, skip_frames: Iterable[int] = (),
-                 on_message: Callable[[int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> float:
+                 stop: int | None = None, on_message: Callable[[int], None] | None = None
+                 ) -> float:
         """Publish every image of the two camera topics at its header stamp / rate, in log
-        order, except the messages of `skip_frames` (frame indices). Returns wall seconds."""
+        order, except the messages of `skip_frames` (frame indices), until the RGB image of
+        frame `stop` (None: to the end). Returns wall seconds."""
         from ckd_tracker_ros.bag_tools import _open_reader
         if not rate > 0:
             raise BagError(f"rate {rate}: expected a positive factor")
@@ -285,10 +281,10 @@ class Player:
                 cam = 0 if conn.topic == ix.rgb_topic else 1
                 k = counts[cam]
                 counts[cam] += 1
+                if cam == 0 and stop is not None and k >= stop:
+                    break
                 if k in (skip_rgb if cam == 0 else skip_th):
                     continue
-                if should_stop is not None and should_stop():
-                    break
                 stamp = header_stamp_ns(raw) or log_ns
                 if t0 is None:
                     t0, first = time.monotonic(), stamp
@@ -384,7 +380,7 @@ def play(bag: str | Path, rate: float = 1.0, lockstep: bool = False,
                     f"{'lock-step with ' + answers.node_name if lockstep else f'{rate}x real time'}")
                 t0 = time.monotonic()
                 result = PlayResult("lockstep" if lockstep else "realtime")
-                bar = _bar(progress, (stop or index.num_frames) - start)
+                bar = progress_bar(progress, (stop or index.num_frames) - start)
                 try:
                     if lockstep:
                         records, why = player.lockstep(
@@ -409,7 +405,7 @@ def play(bag: str | Path, rate: float = 1.0, lockstep: bool = False,
     return result
 
 
-def _bar(progress: bool, total: int):
+def progress_bar(progress: bool, total: int):
     if not progress:
         return None
     from tqdm import tqdm
