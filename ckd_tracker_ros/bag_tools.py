@@ -10,7 +10,8 @@ rclpy, so `ckd bag from-sequence` works without the ROS environment. `play` and 
 are thin wrappers that import the rclpy modules when called.
 
 Bag layout (`from_sequence`; rosbag2 format version 8, which Humble's reader accepts with
-its QoS profiles; MCAP by default, sqlite3 on request):
+its QoS profiles; MCAP by default (Humble reads it with ros-humble-rosbag2-storage-mcap),
+sqlite3 on request):
 
 | topic                             | type                          | QoS offered          |
 |-----------------------------------|-------------------------------|----------------------|
