@@ -27,6 +27,14 @@ ws="$root/.ros_ws"
 say() { echo "[setup-ros] $*"; }
 die() { echo "[setup-ros] error: $*" >&2; exit 1; }
 
+# One run at a time (two `make test` at once would share the build folder); the second one
+# then finds the build up to date.
+mkdir -p "$ws"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$ws/.setup.lock"
+  flock 9
+fi
+
 # --- mode -----------------------------------------------------------------------------------
 if [ -n "${ROS_DISTRO:-}" ] && [ -n "${AMENT_PREFIX_PATH:-}" ] && command -v colcon >/dev/null 2>&1; then
   mode="distro:$ROS_DISTRO"
@@ -68,11 +76,12 @@ done
 # The root package is built from a staging folder of symlinks (.ros_ws/src/ckd_tracker_ros):
 # CMake refuses to export include directories that lie inside the package's source folder, and
 # in a pip-only set-up the venv's numpy headers (.venv/...) do.
+# The install space's Python files link through it, so it is only ever added to, never
+# removed: a running test or node keeps working while this script re-runs.
 stage="$ws/src/ckd_tracker_ros"
-rm -rf "$stage"
 mkdir -p "$stage"
 for f in package.xml CMakeLists.txt msg srv ckd_tracker_ros launch config; do
-  ln -s "$root/$f" "$stage/$f"
+  [ "$(readlink "$stage/$f" || true)" = "$root/$f" ] || ln -sfn "$root/$f" "$stage/$f"
 done
 base_paths=("$stage")
 if [ "$have_vision_msgs" = no ]; then
@@ -98,7 +107,6 @@ if [ -z "${CKD_ROS_FORCE:-}" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wan
 fi
 
 # --- build ----------------------------------------------------------------------------------
-mkdir -p "$ws"
 rm -f "$stamp"
 what="ckd_tracker_ros"
 [ "$have_vision_msgs" = no ] && what="vision_msgs stand-in + $what"
