@@ -53,26 +53,16 @@ WARN_THROTTLE_S = 5.0
 def build_tracker(settings: P.Settings):
     """The real Tracker for these settings: the checkpoint's own tracker section, with the
     node's thresholds and reference camera in place of its values."""
-    import dataclasses
-    import json
-
     import torch
-    from ckd_core.config import TrackerConfig, from_dict
-    from ckd_core.model.checkpoint import read_checkpoint_meta
     from ckd_core.tracking import Tracker
-    from ckd_core.tracking.default_model import default_checkpoint_path
 
-    path = settings.checkpoint or None
-    meta = read_checkpoint_meta(path or default_checkpoint_path())
-    base = from_dict(json.loads(meta["config"])).tracker if meta else TrackerConfig()
-    cfg = dataclasses.replace(base, lost_threshold=settings.lost_threshold,
-                              recover_threshold=settings.recover_threshold,
-                              reference_camera=settings.reference_camera)
-    cfg.validate("tracker")
     return Tracker.from_checkpoint(
-        path, device=P.resolve_device(settings.device),
-        dtype=torch.float16 if settings.fp16 else torch.float32, tracker_config=cfg,
-        elimination=settings.elimination_flag)
+        settings.checkpoint or None, device=P.resolve_device(settings.device),
+        dtype=torch.float16 if settings.fp16 else torch.float32,
+        elimination=settings.elimination_flag,
+        tracker_overrides={"lost_threshold": settings.lost_threshold,
+                           "recover_threshold": settings.recover_threshold,
+                           "reference_camera": settings.reference_camera})
 
 
 class TrackerNode(Node):

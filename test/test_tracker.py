@@ -236,3 +236,17 @@ def test_from_checkpoint_round_trip_and_clear_errors(tmp_path):
     bad.write_bytes(b"not a checkpoint at all")
     with pytest.raises(ValueError):
         Tracker.from_checkpoint(bad)
+
+
+def test_from_checkpoint_overrides_single_fields(tmp_path):
+    from ckd_core.model.checkpoint import save_checkpoint
+
+    cfg = load_config("ckd_tiny_mce").replace(**{"tracker.clip_margin": 5.0})
+    path = save_checkpoint(build_inference_model(cfg.model), cfg, tmp_path / "m.safetensors")
+    t = Tracker.from_checkpoint(path, tracker_overrides={"lost_threshold": 0.2})
+    assert t.cfg.lost_threshold == 0.2 and t.cfg.clip_margin == 5.0  # the rest kept
+    with pytest.raises(ValueError, match="unknown tracker setting"):
+        Tracker.from_checkpoint(path, tracker_overrides={"lost": 0.2})
+    with pytest.raises(ValueError, match="recover_threshold"):
+        Tracker.from_checkpoint(path, tracker_overrides={"lost_threshold": 0.9,
+                                                         "recover_threshold": 0.5})

@@ -166,8 +166,13 @@ class Tracker:
     @classmethod
     def from_checkpoint(cls, path=None, device="cpu", dtype: torch.dtype = torch.float32,
                         tracker_config: TrackerConfig | None = None,
-                        elimination: bool | None = None) -> "Tracker":
-        """Load weights (our format; None = the shipped default model) and build a tracker."""
+                        elimination: bool | None = None,
+                        tracker_overrides: dict | None = None) -> "Tracker":
+        """Load weights (our format; None = the shipped default model) and build a tracker.
+
+        tracker_config replaces the checkpoint's tracker section; tracker_overrides changes
+        single fields of it (e.g. {"lost_threshold": 0.3}), validated like a config file.
+        """
         import json
 
         from ckd_core.config import from_dict
@@ -181,9 +186,17 @@ class Tracker:
                                   f"weights first (see `ckd inspect`)")
         cfg = from_dict(json.loads(meta["config"]))
         model = load_model(path, device="cpu")  # verifies the content hash
-        if tracker_config is not None:
-            cfg = CKDConfig(name=cfg.name, model=cfg.model, data=cfg.data, train=cfg.train,
-                            tracker=tracker_config)
+        tcfg = tracker_config if tracker_config is not None else cfg.tracker
+        if tracker_overrides:
+            import dataclasses
+
+            unknown = set(tracker_overrides) - {f.name for f in dataclasses.fields(tcfg)}
+            if unknown:
+                raise ValueError(f"unknown tracker setting(s): {', '.join(sorted(unknown))}")
+            tcfg = dataclasses.replace(tcfg, **tracker_overrides)
+            tcfg.validate("tracker")
+        cfg = CKDConfig(name=cfg.name, model=cfg.model, data=cfg.data, train=cfg.train,
+                        tracker=tcfg)
         return cls(model, cfg, device=device, dtype=dtype, elimination=elimination)
 
     # -- public API ---------------------------------------------------------------------------
