@@ -374,3 +374,14 @@ def test_play_lockstep_into_a_running_node(ros, vtuav_bag):
     assert [r.index for r in result.records] == list(range(2, 9))
     assert all(r.answered and r.detection is None and r.state == 0 for r in result.records)
     assert result.messages_published >= 14 and not result.aborted
+
+
+def test_demo_small(ros, tmp_path, capsys):
+    """`make demo` end to end, shortened: every step runs and writes its outputs."""
+    from ckd_tracker_ros import demo
+    assert demo.main(["--out", str(tmp_path / "demo"), "--frames", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "4/4 results" in out and "MPR" in out and "latency (node)" in out
+    report = json.loads((tmp_path / "demo" / "eval" / "report.json").read_text())
+    assert report["frames"]["answered"] == 12 and report["scored_frames"] == 2
+    assert Path(report["files"]["overlay"]).exists()
