@@ -316,6 +316,7 @@ class TrackerNode(Node):
             self._track_id = ""
             self._score = 0.0
             self._mailbox.clear()
+            self._last_stamp_ns = None  # a replayed bag may start over at earlier stamps
         response.success, response.message = True, "tracker reset; waiting for init_target"
         return response
 
