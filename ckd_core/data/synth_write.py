@@ -31,6 +31,7 @@ byte-identical files.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -153,7 +154,10 @@ def write_dataset(specs: Iterable[SequenceSpec], out_dir: str | Path, layout: st
     else:
         jobs = [(s, out, layout, jpeg_quality, overwrite) for s in specs]
         frames = {s.name: s.num_frames for s in specs}
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: callers (the trainer, tests) already run torch/tqdm threads, and a
+        # forked child of a threaded process can deadlock on a lock held at fork time.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             for name in pool.map(_write_one, jobs):
                 if progress is not None:
                     progress(frames[name])
