@@ -276,4 +276,8 @@ def make_loader(dataset: PairDataset, batch_size: int, num_workers: int, seed: i
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler,
                       num_workers=num_workers, drop_last=True, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(seed),
-                      worker_init_fn=_init_worker if num_workers > 0 else None)
+                      worker_init_fn=_init_worker if num_workers > 0 else None,
+                      # spawn, not fork: the trainer and tests already run threads (torch,
+                      # tqdm, executors) and a forked worker can deadlock on an inherited lock
+                      multiprocessing_context="spawn" if num_workers > 0 else None,
+                      persistent_workers=False)
