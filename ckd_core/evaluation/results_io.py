@@ -14,12 +14,11 @@ run never leaves a half-written result that a resumed run would take as done.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ckd_core.atomic import write_text_atomic  # noqa: F401 (also imported from here)
 from ckd_core.data.groundtruth import read_box_file
 
 RESULT_SUFFIX = ".txt"
@@ -95,25 +94,3 @@ def write_result_file(path: str | Path, boxes) -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Replace `path` with `text` so that a reader (or a resumed run) never sees half of it:
-    a temporary file in the same folder, fsync, then `os.replace`. Creates the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; follow the umask instead
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -28,11 +28,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 
 import ckd_core
+from ckd_core.atomic import atomic_write
 from ckd_core.config import (CKDConfig, ConfigError, ModelConfig, from_dict, load_config,
                              preset_names, to_dict)
 from ckd_core.model import key_mapping as km
@@ -116,19 +117,6 @@ def content_sha256(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def _kind_of(model: torch.nn.Module) -> str:
@@ -188,7 +176,7 @@ def save_checkpoint(model: torch.nn.Module, cfg: CKDConfig | ModelConfig,
         "extra": extra_json,
     }
     from safetensors.torch import save_file
-    return _atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
+    return atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
@@ -347,7 +335,7 @@ def save_training_state(path: str | os.PathLike, state: Mapping[str, Any]) -> Pa
     """Atomically `torch.save` optimizer / scheduler / RNG / step state (plain data only)."""
     state = dict(state)
     _check_plain(state, "")
-    return _atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    return atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:

@@ -21,7 +21,6 @@ step are removed, `latest.json` keeps pointing at the previous checkpoint and
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from ckd_core.atomic import write_text_atomic
 
 LATEST = "latest.json"
 STATE_FORMAT = "ckd-train-state/1"
@@ -137,15 +138,7 @@ def _remove(paths: list[Path]) -> None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        _remove([tmp])
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def write_checkpoint(paths: RunPaths, step: int, write_model: Callable[[Path], Any],
