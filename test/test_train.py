@@ -437,6 +437,24 @@ def test_synthetic_dataset_is_generated_once(data_root, tmp_path, monkeypatch):
         train_data.training_sequences(cfg.data.__class__(dataset="synthetic"))
 
 
+def test_synthetic_cache_keys_on_the_generator_version(tmp_path, monkeypatch):
+    from ckd_core.config import DataConfig
+    from ckd_core.data.synth import GENERATOR_VERSION
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    root = train_data.default_synthetic_root(DataConfig(dataset="synthetic",
+                                                        synthetic_sequences=3))
+    assert root.name.endswith(f"_g{GENERATOR_VERSION}")
+    # data made by another generator version is refused, not silently reused
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    recipe = {"seed": 1, "count": 1, "frames": 4, "width": 64, "height": 64,
+              "layout": "lasher", "generator": GENERATOR_VERSION}
+    (stale / ".complete").write_text(json.dumps({**recipe, "generator": GENERATOR_VERSION - 1}))
+    with pytest.raises(DatasetError, match="holds synthetic data made with"):
+        train_data.ensure_synthetic(stale, recipe)
+
+
 def test_bf16_autocast_on_cpu(data_root, tmp_path):
     cfg = micro_cfg(data_root, **{"train.amp": "bf16"})
     result = train(cfg, opts(tmp_path / "run", max_steps=2))

@@ -6,9 +6,11 @@
 - `dataset: synthetic`: `data.synthetic_sequences` sequences of run seed
   `data.synthetic_seed`, rendered by `ckd_core.data.synth` into a cache folder in the LasHeR
   layout (dense per-frame GT) the first time they are needed, then reused. The folder is
-  `data.root` when given, else `<cache>/ckd-tracker/synthetic/seed<S>_n<N>_<W>x<H>_f<F>`
-  (`<cache>` = $XDG_CACHE_HOME or ~/.cache). A `.complete` marker is written last, so an
-  interrupted generation is redone. In a process group rank 0 generates while the others
+  `data.root` when given, else
+  `<cache>/ckd-tracker/synthetic/seed<S>_n<N>_<W>x<H>_f<F>_g<G>` (`<cache>` = $XDG_CACHE_HOME
+  or ~/.cache; G = `synth.GENERATOR_VERSION`, so a generator that renders differently never
+  reuses stale data). A `.complete` marker holding the recipe is written last, so an
+  interrupted generation is redone and a folder made with another recipe is refused. In a process group rank 0 generates while the others
   wait (and fail with it).
 """
 
@@ -20,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from ckd_core.config import DataConfig
+from ckd_core.data.synth import GENERATOR_VERSION
 from ckd_core.data.sequences import Sequence, SequenceError, list_sequences
 from ckd_core.train.distributed import DistInfo, broadcast_object
 
@@ -40,7 +43,7 @@ class DatasetError(ValueError):
 def default_synthetic_root(data: DataConfig) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     name = (f"seed{data.synthetic_seed}_n{data.synthetic_sequences}_{SYNTH_WIDTH}x"
-            f"{SYNTH_HEIGHT}_f{SYNTH_FRAMES}")
+            f"{SYNTH_HEIGHT}_f{SYNTH_FRAMES}_g{GENERATOR_VERSION}")
     return base / "ckd-tracker" / "synthetic" / name
 
 
@@ -72,7 +75,7 @@ def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequen
     root = Path(data.root).expanduser() if data.root else default_synthetic_root(data)
     recipe = {"seed": data.synthetic_seed, "count": data.synthetic_sequences,
               "frames": SYNTH_FRAMES, "width": SYNTH_WIDTH, "height": SYNTH_HEIGHT,
-              "layout": SYNTH_LAYOUT}
+              "layout": SYNTH_LAYOUT, "generator": GENERATOR_VERSION}
     error: Exception | None = None
     if info is None or info.is_main:
         try:
