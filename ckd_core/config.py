@@ -35,6 +35,9 @@ class ConfigError(ValueError):
 
 TEMPLATE_RANGES = ("ALL", "CTR_POINT", "CTR_REC", "GT_BOX")
 ELIMINATION_MODES = ("mce", "ce")
+# Tracker arithmetic: fp32; bf16 / fp16 autocast (fp16 CUDA only); int8 = dynamic int8
+# Linear layers (CPU only, ckd_core.model.quantize).
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,9 @@ class TrackerConfig:
     black_level: float = 2.0  # mean intensity (0-255) below which a frame counts as black
     saturated_level: float = 253.0  # mean intensity above which a frame counts as saturated
     frozen_frames: int = 3  # identical consecutive frames before a modality counts as frozen
+    # Arithmetic of the forward (PRECISIONS). Which ones a device supports is checked when
+    # the Tracker is built (int8: CPU only; fp16: CUDA only; ONNX Runtime: fp32 only).
+    precision: str = "fp32"
 
     def validate(self, path: str) -> None:
         _check(self.clip_margin >= 0, path, "clip_margin", self.clip_margin, ">= 0")
@@ -268,6 +274,8 @@ class TrackerConfig:
                (self.black_level, self.saturated_level),
                "0 <= black_level < saturated_level <= 255")
         _check(self.frozen_frames >= 1, path, "frozen_frames", self.frozen_frames, ">= 1")
+        _check(self.precision in PRECISIONS, path, "precision", self.precision,
+               f"one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,20 @@ def test_lost_when_out_of_view_then_reacquires_and_box_is_held():
     assert abs(r.box_xywh[0] + 8 - 175) <= 18
 
 
+def test_long_lost_spell_keeps_the_search_growth_capped():
+    # lost_search_growth ** frames overflowed a float after ~1750 LOST frames (1 min at 30 Hz):
+    # every later update raised OverflowError. 100000 frames is about an hour at 30 Hz.
+    tracker, net = make_tracker(lost_threshold=0.3, recover_threshold=0.5, lost_frames=2)
+    net._size = 16 / 64
+    tracker.init(*scene(150, 120), (142, 112, 16, 16))
+    for _ in range(4):
+        r = tracker.update(*scene(0, 0, visible=False))
+    assert r.state == TrackState.LOST
+    tracker._lost_frames = 100_000  # as if LOST that long (stepping there would take minutes)
+    assert tracker._search_growth() == tracker.cfg.lost_search_max_factor
+    assert tracker.update(*scene(0, 0, visible=False)).state == TrackState.LOST
+
+
 def test_authors_mode_never_holds_the_box():
     tracker, net = make_tracker(state_machine=False)
     net._size = 16 / 64

@@ -145,3 +145,36 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+# CPU features that decide which fast paths can be fast (bf16 / int8 dot products, AMX tiles).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16",
+               "amx_int8")
+
+
+def describe_machine() -> dict[str, str]:
+    """What a speed table needs to be read: CPU model and its relevant flags, GPU, library
+    versions, thread settings and the load average (above the core count = shared CPU)."""
+    import torch
+
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    gpu = (", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+           if torch.cuda.is_available() else "none")
+    info = {"cpu": hardware_name("cpu"),
+            "cpu flags": " ".join(f if f in flags else f"no-{f}" for f in SPEED_FLAGS)
+            if flags else "unknown (no /proc/cpuinfo)",
+            "gpu": gpu, "python": platform.python_version(), "torch": torch.__version__}
+    for name in ("onnxruntime", "torchao"):
+        try:
+            info[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - reported, not needed
+            info[name] = "not installed"
+    info["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(unset)")
+    info["load average"] = ", ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)"
+    return info

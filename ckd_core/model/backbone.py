@@ -101,13 +101,22 @@ class ViTBranch(nn.Module):
               search_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Images -> (B, Nz + Nx, C) tokens. `search_mask` (B, Nx) bool, True = zero that
         token's patch embedding before the position embedding is added (masked modelling)."""
-        z = self.patch_embed(template)
+        return torch.cat([self.embed_template(template),
+                          self.embed_search(search, search_mask)], dim=1)
+
+    def embed_template(self, template: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, T) template -> (B, Nz, C): patch embedding + template position embedding.
+        The only part of a branch that depends on the template alone (every block after it
+        mixes template and search tokens), so a tracker may compute it once per target."""
+        return self.patch_embed(template) + self.pos_embed_z
+
+    def embed_search(self, search: torch.Tensor,
+                     search_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, S, S) search -> (B, Nx, C); `search_mask` as in `embed`."""
         x = self.patch_embed(search)
         if search_mask is not None:
             x = x * (~search_mask).unsqueeze(-1).to(x.dtype)
-        z = z + self.pos_embed_z
-        x = x + self.pos_embed_x
-        return torch.cat([z, x], dim=1)
+        return x + self.pos_embed_x
 
     def attention_step(self, i: int, x: torch.Tensor, need_probs: bool
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -41,18 +41,27 @@ class BranchResult:
 SelectionGroup = tuple[tuple[int, ...], tuple[int, ...]]
 
 
-def run_lockstep(branches: list[ViTBranch], templates: list[torch.Tensor],
+def run_lockstep(branches: list[ViTBranch], templates: list[torch.Tensor | None],
                  searches: list[torch.Tensor], *, elimination: EliminationConfig,
                  eliminate: bool, keep_ratio: float, groups: list[SelectionGroup],
                  query_mask: torch.Tensor | None, search_masks: list[torch.Tensor | None],
-                 collect_features: bool = False) -> tuple[list[BranchResult], list[int]]:
+                 collect_features: bool = False,
+                 template_tokens: list[torch.Tensor] | None = None
+                 ) -> tuple[list[BranchResult], list[int]]:
     """Run several branches block by block with shared candidate elimination.
 
+    `template_tokens` (one (B, Nz, C) per branch, from `ViTBranch.embed_template`) replaces
+    the template images (then ignored): the same operations in the same order, so the result
+    is bit-identical to passing the images.
     Returns the per-branch results and the number of search tokens alive after each
     elimination stage (e.g. [256, 180, 126, 89] for the paper's MCE preset).
     """
-    tokens = [br.embed(z, x, m) for br, z, x, m in zip(branches, templates, searches,
-                                                        search_masks)]
+    if template_tokens is None:
+        tokens = [br.embed(z, x, m) for br, z, x, m in zip(branches, templates, searches,
+                                                            search_masks)]
+    else:
+        tokens = [torch.cat([zt, br.embed_search(x, m)], dim=1)
+                  for br, zt, x, m in zip(branches, template_tokens, searches, search_masks)]
     nz = branches[0].num_template
     nx = branches[0].num_search
     bsz = tokens[0].shape[0]
@@ -138,6 +147,27 @@ class _CKDBase(nn.Module):
                              f"{template_tir.shape[0]}")
 
 
+@dataclass(frozen=True)
+class TemplateCache:
+    """What a `CKDInference` forward computes from the template alone, kept per target.
+
+    In a one-stream ViT every block mixes template and search tokens (template queries attend
+    to search keys), so nothing after the embedding can be reused across frames. What can:
+    the patch + position embedding of each student's template tokens and the MCE settings,
+    including the template-range query mask (for GT_BOX it depends on the template box).
+    The normalised template crops themselves are kept by the tracker.
+    Not cached, on purpose: block 0's norm1 + qkv projection of the template rows also depend
+    on the template alone, but a GEMM over 64 rows instead of 64 + 256 may round differently
+    (shape-dependent blocking), which would break bit-equality for ~1/depth of one block.
+    """
+
+    tokens_rgb: torch.Tensor  # (B, Nz, C) RGB student's embedded template tokens
+    tokens_tir: torch.Tensor  # (B, Nz, C) thermal student's
+    eliminate: bool
+    keep_ratio: float
+    query_mask: torch.Tensor | None  # (B, Nz) bool template queries that score; None = all
+
+
 class CKDInference(_CKDBase):
     """Two students in lock-step + the fused CENTER head (what a tracker runs).
 
@@ -147,6 +177,10 @@ class CKDInference(_CKDBase):
     -> dict: score_map (B,1,G,G), size_map (B,2,G,G), offset_map (B,2,G,G),
              pred_boxes (B,4) cxcywh normalised, peak_score (B,), peak_index (B,),
              kept_tokens list[int], keep_index_rgb / keep_index_tir (B,k).
+
+    Tracking reuses the template: `cache = encode_template(template_rgb, template_tir,
+    template_box, elimination, keep_ratio)` once, then `forward_cached(cache, search_rgb,
+    search_tir)` per frame, which returns exactly (torch.equal) what `forward` returns.
     """
 
     def forward(self, template_rgb: torch.Tensor, template_tir: torch.Tensor,
@@ -161,6 +195,45 @@ class CKDInference(_CKDBase):
             [search_rgb, search_tir], elimination=self.cfg.elimination, eliminate=eliminate,
             keep_ratio=ratio, groups=_selection_groups(self.cfg.elimination.mode, False),
             query_mask=qmask, search_masks=[None, None])
+        return self._fuse_and_decode(rgb, tir, kept)
+
+    def encode_template(self, template_rgb: torch.Tensor, template_tir: torch.Tensor,
+                        template_box: torch.Tensor | None = None,
+                        elimination: bool | None = None, keep_ratio: float | None = None
+                        ) -> TemplateCache:
+        """The template-only part of `forward` (arguments as there)."""
+        t = self.cfg.template_size
+        for what, z in (("RGB", template_rgb), ("thermal", template_tir)):
+            if z.dim() != 4 or tuple(z.shape[1:]) != (3, t, t):
+                raise ValueError(f"{what} template must be (B, 3, {t}, {t}), got "
+                                 f"{tuple(z.shape)}")
+        if template_rgb.shape[0] != template_tir.shape[0]:
+            raise ValueError(f"RGB batch {template_rgb.shape[0]} != thermal batch "
+                             f"{template_tir.shape[0]}")
+        eliminate, ratio, qmask = self._elimination_args(
+            elimination, keep_ratio, template_box, template_rgb.shape[0], template_rgb.device)
+        return TemplateCache(self.rgb_branch.embed_template(template_rgb),
+                             self.tir_branch.embed_template(template_tir),
+                             eliminate, ratio, qmask)
+
+    def forward_cached(self, cache: TemplateCache, search_rgb: torch.Tensor,
+                       search_tir: torch.Tensor) -> dict:
+        """`forward` with the template part taken from `cache`; same outputs."""
+        s, bsz = self.cfg.search_size, cache.tokens_rgb.shape[0]
+        for what, x in (("RGB", search_rgb), ("thermal", search_tir)):
+            if x.dim() != 4 or tuple(x.shape[1:]) != (3, s, s) or x.shape[0] != bsz:
+                raise ValueError(f"{what} search must be ({bsz}, 3, {s}, {s}) to match the "
+                                 f"cached template, got {tuple(x.shape)}")
+        (rgb, tir), kept = run_lockstep(
+            [self.rgb_branch, self.tir_branch], [None, None], [search_rgb, search_tir],
+            elimination=self.cfg.elimination, eliminate=cache.eliminate,
+            keep_ratio=cache.keep_ratio,
+            groups=_selection_groups(self.cfg.elimination.mode, False),
+            query_mask=cache.query_mask, search_masks=[None, None],
+            template_tokens=[cache.tokens_rgb, cache.tokens_tir])
+        return self._fuse_and_decode(rgb, tir, kept)
+
+    def _fuse_and_decode(self, rgb: BranchResult, tir: BranchResult, kept: list[int]) -> dict:
         fused = torch.cat([rgb.search_tokens, tir.search_tokens], dim=2)
         out = _head_forward(self.box_head, fused, self.cfg.search_grid)
         out.update(kept_tokens=kept, keep_index_rgb=rgb.keep_index,

@@ -22,14 +22,25 @@ authors' trajectories bit for bit):
   other = the healthy modality's crop), so tracking continues on the healthy one;
 - RGB and thermal of different sizes: the non-reference camera's frame is resized to the
   reference camera's size (`reference_camera`); boxes are in reference pixels.
+
+Speed options (none changes the method; how close each stays to fp32 is measured by
+benchmarks/fidelity.py):
+- `TrackerConfig.precision`: fp32 | bf16 (autocast) | fp16 (autocast, CUDA only) | int8
+  (dynamic int8 Linear layers, CPU only, ckd_core.model.quantize);
+- runtime: torch, or ONNX Runtime on an exported .onnx file (`Tracker.from_checkpoint(
+  "model.onnx")`, ckd_core.tracking.onnx_runtime; fp32 only);
+- template cache (torch runtime, on by default): the template-only part of the forward
+  (`CKDInference.encode_template`) runs once per `init`; results are bit-identical.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -41,7 +52,12 @@ from ckd_core.crops import box_in_crop, sample_target
 from ckd_core.imaging import normalize_crop, to_three_channels
 from ckd_core.model.ckd import CKDInference
 
+if TYPE_CHECKING:
+    from ckd_core.tracking.onnx_runtime import OnnxRuntimeModel
+
 MODALITIES = ("rgb", "thermal")
+RUNTIMES = ("torch", "onnxruntime")
+_DTYPE_PRECISION = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 class TrackState(str, enum.Enum):
@@ -74,6 +90,20 @@ def hann_window(grid: int, device=None, dtype=torch.float32) -> torch.Tensor:
     k = torch.arange(1, grid + 1, dtype=torch.float64)
     w = 0.5 * (1 - torch.cos(2 * math.pi * k / (grid + 1)))
     return torch.outer(w, w).to(device=device, dtype=dtype)[None, None]
+
+
+def _resolve_precision(precision: str, dtype: torch.dtype | None) -> str:
+    """The tracker's precision from the config's and the older `dtype` argument."""
+    if dtype is None or dtype == torch.float32:
+        return precision
+    if dtype not in _DTYPE_PRECISION:
+        raise ValueError(f"unsupported dtype {dtype}; use float32, bfloat16 or float16 (or "
+                         f"tracker precision fp32 | bf16 | fp16 | int8)")
+    wanted = _DTYPE_PRECISION[dtype]
+    if precision not in ("fp32", wanted):
+        raise ValueError(f"dtype {dtype} asks for {wanted} but tracker precision is "
+                         f"{precision!r}; give only one of them")
+    return wanted
 
 
 def map_box_back(pred_cxcywh_px, prev_xywh, crop_side_px: float) -> tuple[float, ...]:
@@ -141,21 +171,51 @@ class Tracker:
         result = tracker.update(rgb, thermal)            # TrackResult
     """
 
-    def __init__(self, model: CKDInference, config: CKDConfig, device="cpu",
-                 dtype: torch.dtype = torch.float32, elimination: bool | None = None):
+    def __init__(self, model: CKDInference | OnnxRuntimeModel, config: CKDConfig, device="cpu",
+                 dtype: torch.dtype | None = None, elimination: bool | None = None,
+                 cache_template: bool = True):
+        """model: a `CKDInference` (runtime "torch") or an `OnnxRuntimeModel` (runtime
+        "onnxruntime", elimination fixed in the file). Arithmetic = `config.tracker.precision`;
+        `dtype` is the older spelling of it: bfloat16 / float16 ask for bf16 / fp16 (an error
+        if the config asks for something else), float32 or None leave it to the config.
+        cache_template: compute the template-only part of the forward once per `init`
+        (exactly equal results; see `CKDInference.encode_template`)."""
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device} requested but CUDA is not available")
-        if dtype == torch.float16 and self.device.type != "cuda":
-            raise ValueError("float16 inference is CUDA-only; use torch.bfloat16 on the CPU")
-        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            raise ValueError(f"unsupported dtype {dtype}; use float32, bfloat16 or float16")
-        self.dtype = dtype
+        self.precision = _resolve_precision(config.tracker.precision, dtype)
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("float16 inference is CUDA-only; use precision bf16 (or "
+                             "torch.bfloat16) on the CPU")
+        if self.precision == "int8" and self.device.type != "cpu":
+            raise ValueError(f"precision int8 (dynamic int8 Linear layers) runs on the CPU "
+                             f"only; on {self.device} use fp16 or bf16")
+        self.runtime = getattr(model, "runtime", "torch")
+        if self.runtime == "onnxruntime":
+            if self.precision != "fp32":
+                raise ValueError(f"precision {self.precision} is not available with the ONNX "
+                                 f"runtime (the exported graph is fp32); use precision fp32 "
+                                 f"or the torch runtime")
+            if elimination is not None and bool(elimination) != model.elimination:
+                raise ValueError(f"{model.path} was exported with elimination "
+                                 f"{'on' if model.elimination else 'off'}; re-export it "
+                                 f"(`ckd export --format onnx`) to change that")
+            if model.device != self.device:
+                raise ValueError(f"the ONNX model runs on {model.device}, the tracker on "
+                                 f"{self.device}; build both for the same device")
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision,
+                                                                         torch.float32)
         self.config = config
         self.model_cfg: ModelConfig = config.model
         self.cfg: TrackerConfig = config.tracker
         self.elimination = elimination
-        self.model = model.to(self.device).float().eval()
+        if self.runtime == "torch":
+            model = model.to(self.device).float().eval()
+            if self.precision == "int8":
+                from ckd_core.model.quantize import quantize_linear_int8
+                model = quantize_linear_int8(model)
+        self.model = model
+        self.cache_template = cache_template and hasattr(model, "encode_template")
         self.window = hann_window(self.model_cfg.search_grid, self.device)
         self._health = {m: _HealthMonitor(self.cfg) for m in MODALITIES}
         self._initialized = False
@@ -164,28 +224,48 @@ class Tracker:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_checkpoint(cls, path=None, device="cpu", dtype: torch.dtype = torch.float32,
+    def from_checkpoint(cls, path=None, device="cpu", dtype: torch.dtype | None = None,
                         tracker_config: TrackerConfig | None = None,
                         elimination: bool | None = None,
-                        tracker_overrides: dict | None = None) -> "Tracker":
+                        tracker_overrides: dict | None = None,
+                        runtime: str | None = None) -> "Tracker":
         """Load weights (our format; None = the shipped default model) and build a tracker.
 
         tracker_config replaces the checkpoint's tracker section; tracker_overrides changes
-        single fields of it (e.g. {"lost_threshold": 0.3}), validated like a config file.
+        single fields of it (e.g. {"lost_threshold": 0.3, "precision": "int8"}), validated
+        like a config file. runtime: "torch" (our .safetensors weights) or "onnxruntime" (an
+        exported .onnx file, config read from the file); None = chosen by the file suffix.
         """
         import json
+        from pathlib import Path
 
         from ckd_core.config import from_dict
         from ckd_core.model.checkpoint import CheckpointError, load_model, read_checkpoint_meta
         from ckd_core.tracking.default_model import default_checkpoint_path
 
         path = default_checkpoint_path() if path is None else path
-        meta = read_checkpoint_meta(path)
-        if meta is None:
-            raise CheckpointError(f"{path} is not a ckd-tracker checkpoint; convert foreign "
-                                  f"weights first (see `ckd inspect`)")
-        cfg = from_dict(json.loads(meta["config"]))
-        model = load_model(path, device="cpu")  # verifies the content hash
+        is_onnx = Path(path).suffix.lower() == ".onnx"
+        runtime = runtime or ("onnxruntime" if is_onnx else "torch")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+        if runtime == "onnxruntime":
+            if not is_onnx:
+                raise ValueError(f"runtime onnxruntime runs an exported .onnx file, not {path}; "
+                                 f"export one with `ckd export --format onnx --checkpoint "
+                                 f"{path} --out MODEL.onnx` and pass that")
+            from ckd_core.tracking.onnx_runtime import OnnxRuntimeModel
+            model = OnnxRuntimeModel(path, device)  # FileNotFoundError saying how to export
+            cfg = model.config
+        else:
+            if is_onnx:
+                raise ValueError(f"{path} is an ONNX file: use runtime 'onnxruntime' (or the "
+                                 f".safetensors checkpoint it was exported from)")
+            meta = read_checkpoint_meta(path)
+            if meta is None:
+                raise CheckpointError(f"{path} is not a ckd-tracker checkpoint; convert "
+                                      f"foreign weights first (see `ckd inspect`)")
+            cfg = from_dict(json.loads(meta["config"]))
+            model = load_model(path, device="cpu")  # verifies the content hash
         tcfg = tracker_config if tracker_config is not None else cfg.tracker
         if tracker_overrides:
             import dataclasses
@@ -220,6 +300,7 @@ class Tracker:
         self._state = TrackState.TRACKING
         self._low = 0
         self._lost_frames = 0
+        self._template_cache = None
         for h in self._health.values():
             h.reset()
 
@@ -242,7 +323,7 @@ class Tracker:
         z = torch.zeros(1, 3, t, t, device=self.device)
         x = torch.zeros(1, 3, s, s, device=self.device)
         for _ in range(runs):
-            self._forward(z, z, x, x, None)
+            self._forward(z, z, x, x, None, self._encode(z, z, None))
 
     def init(self, rgb: np.ndarray | None, thermal: np.ndarray | None, box_xywh) -> None:
         """Start tracking the object in `box_xywh` (reference-camera pixels, top-left x, y)."""
@@ -252,6 +333,11 @@ class Tracker:
             raise ValueError("init needs at least one of the RGB and thermal images")
         h, w = ref.shape[:2]
         box = validate_xywh(box_xywh, w, h, "init box")
+        if box[2] > w or box[3] > h:
+            # The crops are box-sized squares (times the search factor, more when LOST): a box
+            # far larger than the image would need gigabytes of zero padding.
+            raise ValueError(f"init box (w={box[2]:g}, h={box[3]:g}) is larger than the "
+                             f"{w}x{h} image; give the box of the target's visible part")
         mc = self.model_cfg
         self.reset()
         crops = {}
@@ -269,6 +355,7 @@ class Tracker:
         self._template_box = torch.as_tensor(
             box_in_crop(box, box, any_crop.resize_factor, mc.template_size),
             dtype=torch.float32, device=self.device)[None]
+        self._template_cache = self._encode(t_rgb, t_tir, self._template_box)
         self._box = box
         self._image_size = (w, h)
         self._initialized = True
@@ -279,16 +366,17 @@ class Tracker:
             raise RuntimeError("Tracker.update called before init (or after reset)")
         t0 = time.perf_counter()
         frames = self._prepare(rgb, thermal)
-        health = {m: self._health[m].check(frames[m]) for m in MODALITIES}
         ref = frames["rgb"] if frames["rgb"] is not None else frames["thermal"]
+        # Checked before health, so a wrong-size frame is an error even when it is black.
+        if ref is not None and (ref.shape[1], ref.shape[0]) != self._image_size:
+            raise ValueError(f"frame size changed from {self._image_size[0]}x"
+                             f"{self._image_size[1]} to {ref.shape[1]}x{ref.shape[0]}; call "
+                             "init again")
+        health = {m: self._health[m].check(frames[m]) for m in MODALITIES}
         if all(h != Health.OK for h in health.values()) or ref is None:
             self._state = TrackState.LOST if self.cfg.state_machine else self._state
             return TrackResult(self._box, 0.0, self._state, {"total": time.perf_counter() - t0},
                                {m: h.value for m, h in health.items()})
-        h_img, w_img = ref.shape[:2]
-        if (w_img, h_img) != self._image_size:
-            raise ValueError(f"frame size changed from {self._image_size[0]}x"
-                             f"{self._image_size[1]} to {w_img}x{h_img}; call init again")
         mc = self.model_cfg
         factor = mc.search_factor * self._search_growth()
         crops = {m: (sample_target(frames[m], self._box, factor, mc.search_size)
@@ -297,7 +385,7 @@ class Tracker:
         crop = crops["rgb"] if crops["rgb"] is not None else crops["thermal"]
         t1 = time.perf_counter()
         out = self._forward(self._template[0], self._template[1], x_rgb, x_tir,
-                            self._template_box)
+                            self._template_box, self._template_cache)
         t2 = time.perf_counter()
         box, score = self._decode(out, crop.resize_factor)
         self._advance_state(box, score)
@@ -324,8 +412,11 @@ class Tracker:
     def _search_growth(self) -> float:
         if not self.cfg.state_machine or self._state != TrackState.LOST:
             return 1.0
-        return min(self.cfg.lost_search_growth ** self._lost_frames,
-                   self.cfg.lost_search_max_factor)
+        growth, cap = self.cfg.lost_search_growth, self.cfg.lost_search_max_factor
+        frames = self._lost_frames
+        if growth > 1:  # growth ** frames overflows (OverflowError) after ~1750 frames at 1.5
+            frames = min(frames, math.ceil(math.log(cap) / math.log(growth)))
+        return min(growth ** frames, cap)
 
     def _fill_pair(self, crop_rgb, crop_tir, health) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised (1, 3, S, S) tensors; an unhealthy modality's crop is replaced."""
@@ -344,14 +435,26 @@ class Tracker:
                 t[m] = torch.zeros_like(ref)
         return t["rgb"], t["thermal"]
 
-    def _forward(self, z_rgb, z_tir, x_rgb, x_tir, template_box) -> dict:
-        with torch.inference_mode():
-            if self.dtype == torch.float32:
-                return self.model(z_rgb, z_tir, x_rgb, x_tir, template_box=template_box,
-                                  elimination=self.elimination)
-            with torch.autocast(self.device.type, dtype=self.dtype):
-                return self.model(z_rgb, z_tir, x_rgb, x_tir, template_box=template_box,
-                                  elimination=self.elimination)
+    def _forward(self, z_rgb, z_tir, x_rgb, x_tir, template_box, cache=None) -> dict:
+        """The network on normalised crops. With `cache` (from `_encode`) the template
+        arguments are not used: the cached forward returns exactly the same."""
+        with torch.inference_mode(), self._autocast():
+            if cache is not None:
+                return self.model.forward_cached(cache, x_rgb, x_tir)
+            return self.model(z_rgb, z_tir, x_rgb, x_tir, template_box=template_box,
+                              elimination=self.elimination)
+
+    def _encode(self, z_rgb, z_tir, template_box):
+        """The template-only part of the forward (a `TemplateCache`), or None without one."""
+        if not self.cache_template:
+            return None
+        with torch.inference_mode(), self._autocast():
+            return self.model.encode_template(z_rgb, z_tir, template_box, self.elimination)
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _decode(self, out: dict, resize_factor: float) -> tuple[tuple[float, ...], float]:
         from ckd_core.model.head import decode_boxes

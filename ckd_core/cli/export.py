@@ -1,0 +1,89 @@
+"""`ckd export`: write the inference model (two students + fused head) as ONNX and check it.
+
+    ckd export --format onnx --checkpoint models/ckd_tiny_synth.safetensors --out tiny.onnx
+    ckd export --format onnx --preset ckd_vitb256_mce --out vitb.onnx   # random weights
+    ckd export --format onnx --out dense.onnx --no-elimination          # shipped model, dense
+
+After writing, the file is run with ONNX Runtime (CPU) on random crops and on crops of a
+synthetic RGB + thermal frame pair and compared with PyTorch: the largest absolute
+difference of the score / size / offset maps and whether both kept the same search tokens
+(MCE). Exit status 1 when the kept tokens differ or a map differs by more than --tolerance.
+The file runs in the tracker with `Tracker.from_checkpoint("tiny.onnx")`.
+TensorRT is not offered: it is not installed in this environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ckd_core.cli import CLIError
+
+FORMATS = ("onnx",)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="onnx", help="output format (onnx)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", type=Path, metavar="FILE",
+                     help="ckd-tracker weights (.safetensors); default: the shipped model")
+    src.add_argument("--preset", metavar="NAME",
+                     help="a preset's architecture with RANDOM weights (speed checks, tests)")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx file")
+    p.add_argument("--no-elimination", action="store_true",
+                   help="export the dense model (default: elimination as the config says)")
+    p.add_argument("--seed", type=int, default=0, help="random weights / check inputs seed")
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="largest allowed |ORT - torch| on any map (default 1e-3)")
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime check")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ckd_core.config import from_dict, load_config
+    from ckd_core.model import build_inference_model
+    from ckd_core.model.onnx_export import check_inputs, compare_onnx, export_onnx
+
+    if args.out.suffix.lower() != ".onnx":
+        raise CLIError(f"--out {args.out}: expected a .onnx file name")
+    if args.preset:
+        cfg = load_config(args.preset)
+        torch.manual_seed(args.seed)
+        model = build_inference_model(cfg.model)
+        source = f"preset {args.preset} (random weights, seed {args.seed})"
+    else:
+        import json
+
+        from ckd_core.model.checkpoint import (CheckpointError, load_model,
+                                               read_checkpoint_meta)
+        from ckd_core.tracking.default_model import default_checkpoint_path
+
+        path = args.checkpoint or default_checkpoint_path()
+        if not Path(path).is_file():
+            raise CLIError(f"--checkpoint {path} does not exist")
+        meta = read_checkpoint_meta(path)
+        if meta is None:
+            raise CLIError(f"{path} is not a ckd-tracker checkpoint; convert foreign weights "
+                           f"first (see `ckd inspect`)")
+        try:
+            model = load_model(path, device="cpu")
+        except CheckpointError as exc:
+            raise CLIError(str(exc)) from None
+        cfg = from_dict(json.loads(meta["config"]))
+        source = f"{path} (sha256 {meta.get('content_sha256', 'unknown')})"
+    elimination = False if args.no_elimination else None
+    out = export_onnx(model, cfg, args.out, elimination=elimination, source=source)
+    eliminate = cfg.model.elimination.enabled and not args.no_elimination
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; {source}; elimination "
+          f"{'on (' + cfg.model.elimination.mode + ')' if eliminate else 'off'})")
+    if args.no_check:
+        return 0
+    checks = compare_onnx(out, model, check_inputs(cfg.model, args.seed), elimination)
+    ok = True
+    for c in checks:
+        print(c.format())
+        ok &= c.kept_equal and max(c.max_abs.values()) <= args.tolerance
+    print("check: " + ("OK" if ok else f"FAILED (tolerance {args.tolerance:g}, kept tokens "
+                                        f"must match)"))
+    return 0 if ok else 1
