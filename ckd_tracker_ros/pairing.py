@@ -24,6 +24,8 @@ Three pieces, the first two pure Python (no rclpy):
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 import threading
 import time
 from collections import deque
@@ -46,8 +48,9 @@ class ApproximatePairing:
     def __init__(self, n_topics: int, queue_size: int, slop: float):
         if n_topics < 2:
             raise ValueError(f"pairing needs at least 2 topics, got {n_topics}")
-        if queue_size < 1:
-            raise ValueError(f"queue_size {queue_size}: expected >= 1")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, numbers.Integral) \
+                or queue_size < 1:
+            raise ValueError(f"queue_size {queue_size!r}: expected an integer >= 1")
         self.queue_size = int(queue_size)
         self.slop = slop  # validated by the setter
         self.queues: list[dict[int, Any]] = [{} for _ in range(n_topics)]
@@ -58,8 +61,11 @@ class ApproximatePairing:
 
     @slop.setter
     def slop(self, seconds: float) -> None:
-        if not seconds > 0:
-            raise ValueError(f"slop {seconds}: expected a positive number of seconds")
+        # At least 1 ns: a spread must be strictly less than slop, so 0 ns would never pair.
+        if (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)
+                or not math.isfinite(seconds * 1e9) or round(seconds * 1e9) < 1):
+            raise ValueError(f"slop {seconds!r}: expected a finite number of seconds "
+                             ">= 1e-9")
         self._slop_ns = int(round(seconds * 1e9))
 
     def add(self, index: int, stamp_ns: int, msg: Any) -> tuple | None:
@@ -67,6 +73,8 @@ class ApproximatePairing:
         queue[stamp_ns] = msg  # a repeated stamp replaces the earlier message
         while len(queue) > self.queue_size:
             del queue[min(queue)]
+        if stamp_ns not in queue:
+            return None  # older than everything in a full queue: dropped at once, not paired
         candidates: list[list[int]] = []
         for j, other in enumerate(self.queues):
             if j == index:
@@ -171,9 +179,17 @@ class PairMailbox:
         with self._lock:
             return [i for i in (0, 1) if self._silent_locked(i, now)]
 
+    def seconds_since_any(self) -> float | None:
+        """Seconds since the newest image of either camera arrived (None: none yet)."""
+        with self._lock:
+            last = [c.last_arrival for c in self._cameras if c.last_arrival is not None]
+            return None if not last else self._clock() - max(last)
+
     def take(self, timeout: float | None = None) -> Item | None:
         """The newest pair not handed out yet; else, when one camera is silent, the other
         camera's newest unhandled message; else wait up to `timeout` seconds, then None."""
+        if timeout is not None and math.isnan(timeout):
+            raise ValueError("take timeout is NaN; expected seconds or None (wait forever)")
         deadline = None if timeout is None else self._clock() + timeout
         while True:
             with self._lock:

@@ -6,6 +6,17 @@ import os
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# Hypothesis (the test_fuzz_* files): CI runs the same examples every time (derandomize, no
+# example database); a per-example deadline (ms) turns a hang into a failure. New random
+# examples on each run: HYPOTHESIS_PROFILE=ckd-explore python -m pytest test/test_fuzz_*.py
+settings.register_profile(
+    "ckd-ci", derandomize=True, database=None, deadline=5000, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ckd-explore", parent=settings.get_profile("ckd-ci"),
+                          derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ckd-ci"))
 
 
 @pytest.fixture(autouse=True)

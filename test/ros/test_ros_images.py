@@ -204,3 +204,18 @@ def test_nan_pixels_map_to_zero_and_are_ignored():
 def test_normalizer_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ThermalNormalizer(**kwargs)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "percentile"])
+def test_large_uint16_frames_take_the_lookup_table_path_with_identical_values(mode):
+    # >= 65536 pixels: a table lookup; the reference is the per-pixel float32 formula.
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 65536, (300, 400), dtype=np.uint16)
+    img[0, :4] = (0, 1000, 40000, 65535)
+    norm = ThermalNormalizer(mode=mode, window=(1000.0, 40000.0))
+    out = norm(img)
+    lo, hi = norm.current_window
+    ref = np.clip((img.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo)),
+                  0, 255).astype(np.uint8)
+    assert out.shape == (300, 400, 3) and out.dtype == np.uint8
+    assert np.array_equal(out[:, :, 0], ref) and np.array_equal(out[:, :, 2], ref)
