@@ -72,6 +72,10 @@ class TrackerNode(Node):
     def __init__(self, tracker_factory: Callable[[P.Settings], Any] = build_tracker,
                  node_name: str = "ckd_tracker", **node_kwargs):
         super().__init__(node_name, **node_kwargs)
+        # Set first: if the rest fails (bad parameter, missing checkpoint), the context still
+        # destroys this half-built node at shutdown, through destroy_node.
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
         self._log = self.get_logger()
         for name, spec in P.PARAMS.items():
             # dynamic_typing: `slop: 1` or `thermal_window: [0, 4000]` in YAML are integers;
@@ -135,7 +139,6 @@ class TrackerNode(Node):
         self.create_timer(1.0, self._heartbeat)
         self.create_timer(NO_PAIRS_CHECK_S, self._check_pairing)
 
-        self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ckd_tracker_worker",
                                         daemon=True)
         self._worker.start()
@@ -242,10 +245,18 @@ class TrackerNode(Node):
                                       self._score, self._state)
                 self._debug_pub.publish(numpy_to_image(img, "rgb8", header))
 
+    def _cameras_quiet_s(self) -> float | None:
+        """Seconds without an image from EITHER camera, once that exceeds silent_after (the
+        last pair's health would otherwise still read ok); None while images arrive."""
+        quiet = self._mailbox.seconds_since_any()
+        return quiet if quiet is not None and quiet >= self.settings.silent_after else None
+
     def _status(self, header) -> TrackerStatus:
         state = self._state if self._enabled else TrackerStatus.DISABLED
+        health = self._health if self._cameras_quiet_s() is None else \
+            {c: "missing" for c in CAMERAS}
         return out.status_message(
-            header, state, self._score, self._track_id, self._health, self._fps,
+            header, state, self._score, self._track_id, health, self._fps,
             self._latency_ms, self._mailbox.pairs_received, self._mailbox.pairs_dropped,
             self._frames_processed)
 
@@ -377,6 +388,10 @@ class TrackerNode(Node):
                             f"{CAMERAS[1 - i]} only")
         if silent:
             self._log.warning(problems[-1], throttle_duration_sec=WARN_THROTTLE_S)
+        quiet_s = self._cameras_quiet_s()
+        if quiet_s is not None:
+            problems.append(f"no images from either camera for {quiet_s:.1f} s")
+            self._log.warning(problems[-1], throttle_duration_sec=WARN_THROTTLE_S)
         if self._no_pairs_problem:
             problems.append(self._no_pairs_problem)
         if status.state == TrackerStatus.LOST:
@@ -406,7 +421,7 @@ class TrackerNode(Node):
 
     def destroy_node(self):
         self._stop.set()
-        if self._worker.is_alive():
+        if self._worker is not None and self._worker.is_alive():
             self._worker.join(timeout=5.0)
         return super().destroy_node()
 
