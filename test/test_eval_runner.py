@@ -207,6 +207,18 @@ def test_mil_baselines_and_comparison_table(bench, reference, tmp_path):
     report = (out / "report.md").read_text()
     table = report.split("## Headline (%)")[1].split("##")[0]
     assert all(f"| {t} |" in table for t in ("ckd", "opencv-mil-rgb", "opencv-mil-thermal"))
+    # Per attribute, every tracker: the SR of a tracker over exactly that attribute's sequences.
+    assert "### Per attribute, every tracker (%)" in report
+    by = doc["attributes_by_tracker"]
+    assert set(by) == {"opencv-mil-thermal", "ckd", "opencv-mil-rgb"}
+    for tracker, attrs in by.items():
+        assert set(attrs) == set(doc["attributes"])
+        for a, headline in attrs.items():
+            seqs = [n for n in _names(bench)
+                    if a in (bench / n / "attributes.txt").read_text().split()]
+            per_seq = {s["name"]: s for s in doc["trackers"][tracker]["sequences"]}
+            want = np.mean([per_seq[n]["SR"] for n in seqs])
+            assert headline["SR"] == pytest.approx(want)
     # MIL on a textured synthetic scene should beat a random-weight network.
     assert doc["trackers"]["opencv-mil-rgb"]["headline"]["SR"] > 0.2
 

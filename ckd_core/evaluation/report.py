@@ -98,6 +98,9 @@ def write_evaluation(summary: RunSummary, compare: Mapping[str, Path] | None = N
                      "workers": job.workers},
            "attributes": {a: {"sequences": len(s.sequences), **s.headline}
                           for a, s in attrs.items()},
+           "attributes_by_tracker": {
+               n: {a: s.headline for a, s in attribute_scores(sc, summary.sequences).items()}
+               for n, sc in scores.items()},
            "trackers": {n: s.to_dict() for n, s in scores.items()}}
     scores_json = out / SCORES_FILE
     scores_json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -124,6 +127,20 @@ def _fps(v: float) -> str:
 
 def _ms(frames: int, seconds: float) -> str:
     return "n/a" if frames == 0 else f"{1000 * seconds / frames:.1f}"
+
+
+def _attribute_comparison(scores: Mapping[str, DatasetScore], sequences: list[Sequence],
+                          metrics: list[str]) -> list[str]:
+    """Per attribute, each tracker's success score (SR / MSR) and precision (PR / MPR)."""
+    per = {n: attribute_scores(s, sequences) for n, s in scores.items()}
+    shown = [m for m in metrics if m.endswith("SR")] + [m for m in metrics
+                                                       if m.endswith("PR") and "N" not in m]
+    lines = ["", "### Per attribute, every tracker (%)", ""]
+    for m in shown:
+        rows = [[a, *(_pct(per[n][a].headline[m]) for n in scores)] for a in per[next(
+            iter(scores))]]
+        lines += [f"{m}:", ""] + _table(["Attribute", *scores], rows) + [""]
+    return lines[:-1]
 
 
 def render_report(summary: RunSummary, scores: Mapping[str, DatasetScore],
@@ -168,6 +185,8 @@ def render_report(summary: RunSummary, scores: Mapping[str, DatasetScore],
         rows = [[a, str(len(s.sequences)), *(_pct(s.headline[m]) for m in metrics)]
                 for a, s in attrs.items()]
         lines += _table(["Attribute", "Sequences", *metrics], rows)
+        if len(scores) > 1:
+            lines += _attribute_comparison(scores, summary.sequences, metrics)
     lines += ["", "## Per sequence (%)", ""]
     rows = [[s.name, str(s.n_frames), *(_pct(s.values[m]) for m in metrics)]
             for s in sorted(ours.sequences, key=lambda s: s.name)]
