@@ -5,12 +5,12 @@
 
 1. Renders `--sequences` synthetic 640x512 sequences (run seed 3030: neither the training
    seed 1000 nor the held-out 2026), each with the out_of_view attribute (the target leaves
-   the frame once and comes back) and, for every other one, occlusion too.
-2. Calibration half (even indices): runs the tracker with the state machine OFF (the authors'
-   logic), labels each frame (lost_calibration.label_frames: on target / out of view or off
+   the frame once and comes back) and, in every other block of four, occlusion too.
+2. Calibration half (indices 0, 1, 4, 5, ...): runs the tracker with the state machine OFF
+   (the authors' logic), labels each frame (lost_calibration.label_frames: on target / out of view or off
    target) and chooses the thresholds (lost_calibration.choose_thresholds).
-3. Validation half (odd indices): runs the tracker with the state machine ON and those
-   thresholds, and reports how often LOST is reported while the target is out of view, how
+3. Validation half (indices 2, 3, 6, 7, ...): runs the tracker with the state machine ON
+   and those thresholds, and reports how often LOST is reported while the target is out of view, how
    often while it is visible and tracked, and how many frames re-acquisition takes after
    the target is back in view.
 Writes a markdown report and a score histogram (PNG) next to it.
@@ -41,15 +41,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sequences", type=int, default=12, help="half calibrate, half validate")
     p.add_argument("--frames", type=int, default=240)
     p.add_argument("--seed", type=int, default=3030)
+    p.add_argument("--profile", default="mixed", choices=("mixed", "uav", "robot"),
+                   help="target sizes: UAV-like (small), ground-robot-like or both")
     p.add_argument("--min-precision", type=float, default=0.95)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results/lost_thresholds.md")
     return p.parse_args()
 
 
-def spec_for(seed: int, index: int, frames: int):
-    attrs = ("out_of_view",) if index % 4 < 2 else ("occlusion", "out_of_view")
-    return make_sequence_spec(seed, index, num_frames=frames, attributes=attrs)
+def spec_for(seed: int, index: int, frames: int, profile: str):
+    attrs = ("out_of_view",) if (index // 4) % 2 == 0 else ("occlusion", "out_of_view")
+    return make_sequence_spec(seed, index, num_frames=frames, attributes=attrs,
+                              profile=profile)
 
 
 def run(tracker: Tracker, rgb, thermal, gt) -> tuple[np.ndarray, np.ndarray, list]:
@@ -108,17 +111,21 @@ def histogram_png(scores, labels, choice, path: Path) -> None:
 
 def main() -> None:
     args = parse_args()
-    if args.sequences < 2:
-        raise SystemExit("--sequences must be >= 2 (half calibrate, half validate)")
+    if args.sequences < 4:
+        raise SystemExit("--sequences must be >= 4 (half calibrate, half validate)")
     torch.set_num_threads(args.threads)
     ckpt = args.checkpoint or str(default_checkpoint_path())
     calib, valid = [], []
     for i in range(args.sequences):
-        (calib if i % 2 == 0 else valid).append(i)
+        # pairs of indices alternate: 0 1 calibrate, 2 3 validate, ... so that with "mixed"
+        # (profiles alternate per index) and the attribute rule (blocks of 4) both halves
+        # hold both target sizes and both attribute sets
+        (calib if (i // 2) % 2 == 0 else valid).append(i)
 
     all_scores, all_labels = [], []
     for i in calib:
-        rgb, thermal, gt, _, _ = render_sequence(spec_for(args.seed, i, args.frames))
+        rgb, thermal, gt, _, _ = render_sequence(
+            spec_for(args.seed, i, args.frames, args.profile))
         tr = Tracker.from_checkpoint(ckpt, tracker_overrides={"state_machine": False})
         boxes, scores, _ = run(tr, rgb, thermal, gt)
         all_scores.append(scores)
@@ -132,7 +139,8 @@ def main() -> None:
     n_absent = n_absent_lost = n_on = n_on_lost = 0
     delays: list[int | None] = []
     for i in valid:
-        rgb, thermal, gt, _, _ = render_sequence(spec_for(args.seed, i, args.frames))
+        rgb, thermal, gt, _, _ = render_sequence(
+            spec_for(args.seed, i, args.frames, args.profile))
         tr = Tracker.from_checkpoint(ckpt, tracker_overrides={
             "lost_threshold": choice.lost_threshold,
             "recover_threshold": choice.recover_threshold})
@@ -162,7 +170,8 @@ def main() -> None:
         "",
         f"Measured {dt.date.today().isoformat()} by `benchmarks/calibrate_lost.py` on "
         f"{hardware_name()} ({args.threads} thread(s)).",
-        f"Synthetic 640x512 sequences, run seed {args.seed}, {args.frames} frames each, all "
+        f"Synthetic 640x512 sequences ({args.profile} target sizes), run seed {args.seed}, "
+        f"{args.frames} frames each, all "
         "with the target leaving the view once (half of them with occlusion too); "
         f"calibration on {len(calib)} sequences (state machine off), validation on "
         f"{len(valid)} others (state machine on, the chosen thresholds).",
