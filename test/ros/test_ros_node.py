@@ -183,7 +183,7 @@ def test_idle_and_lost_publish_empty_arrays_with_a_valid_header(rig):
     idle = dets_after(r, 0)[0]
     assert idle.detections == [] and idle.header.frame_id == "rgb_cam"
     started(r)
-    r.fake.score = 0.1  # below lost_threshold 0.25
+    r.fake.score = 0.1  # below the fake tracker's lost threshold 0.25
     r.publish_until(3, lambda: dets_after(r, 3), "a LOST detection array")
     lost = dets_after(r, 3)[-1]
     assert lost.detections == [] and lost.header.stamp == stamp(3)
