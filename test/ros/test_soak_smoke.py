@@ -46,7 +46,10 @@ def test_soak_smoke_run_writes_a_sane_report(tmp_path):
         assert abs(mem["growth"]) < 0.5 and mem["start_t"] >= 2, mode
     realtime, lockstep = data["results"]
     assert realtime["publish_rate_hz"] > 20  # the camera side kept roughly its 30 Hz
-    assert lockstep["pairs_dropped"] == 0 and lockstep["unanswered"] == 0
+    # Lock-step: one pair in flight, so the node drops nothing, except that a pair re-sent
+    # after 1 s without an answer (a loaded machine) can displace its own first copy.
+    assert lockstep["unanswered"] == 0
+    assert lockstep["pairs_dropped"] <= lockstep["resends"], lockstep
     for row in ("| pairs dropped (node, newest wins) |", "| RSS growth start -> end |",
                 "| end-to-end latency p50 / p90 / p99 / max (ms) |"):
         assert row in report
