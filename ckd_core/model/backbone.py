@@ -87,15 +87,23 @@ class ViTBranch(nn.Module):
         return self.search_grid ** 2
 
     def check_inputs(self, template: torch.Tensor, search: torch.Tensor, what: str) -> None:
-        t, s = self.template_size, self.search_size
+        self.check_template(template, what)
+        self.check_search(search, what, template.shape[0])
+
+    def check_template(self, template: torch.Tensor, what: str) -> None:
+        t = self.template_size
         if template.dim() != 4 or tuple(template.shape[1:]) != (3, t, t):
             raise ValueError(f"{what} template must be (B, 3, {t}, {t}), got "
                              f"{tuple(template.shape)}")
+
+    def check_search(self, search: torch.Tensor, what: str, batch: int) -> None:
+        """`batch`: the template batch the search must match."""
+        s = self.search_size
         if search.dim() != 4 or tuple(search.shape[1:]) != (3, s, s):
             raise ValueError(f"{what} search must be (B, 3, {s}, {s}), got {tuple(search.shape)}")
-        if template.shape[0] != search.shape[0]:
-            raise ValueError(f"{what}: template batch {template.shape[0]} != search batch "
-                             f"{search.shape[0]}")
+        if search.shape[0] != batch:
+            raise ValueError(f"{what} search must be a batch of {batch} like its template, "
+                             f"got {search.shape[0]}")
 
     def embed(self, template: torch.Tensor, search: torch.Tensor,
               search_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -142,6 +142,15 @@ class _CKDBase(nn.Module):
     def _check(self, template_rgb, template_tir, search_rgb, search_tir) -> None:
         self.rgb_branch.check_inputs(template_rgb, search_rgb, "RGB")
         self.tir_branch.check_inputs(template_tir, search_tir, "thermal")
+        self._check_batches(template_rgb, template_tir)
+
+    def _check_templates(self, template_rgb, template_tir) -> None:
+        self.rgb_branch.check_template(template_rgb, "RGB")
+        self.tir_branch.check_template(template_tir, "thermal")
+        self._check_batches(template_rgb, template_tir)
+
+    @staticmethod
+    def _check_batches(template_rgb, template_tir) -> None:
         if template_rgb.shape[0] != template_tir.shape[0]:
             raise ValueError(f"RGB batch {template_rgb.shape[0]} != thermal batch "
                              f"{template_tir.shape[0]}")
@@ -202,14 +211,7 @@ class CKDInference(_CKDBase):
                         elimination: bool | None = None, keep_ratio: float | None = None
                         ) -> TemplateCache:
         """The template-only part of `forward` (arguments as there)."""
-        t = self.cfg.template_size
-        for what, z in (("RGB", template_rgb), ("thermal", template_tir)):
-            if z.dim() != 4 or tuple(z.shape[1:]) != (3, t, t):
-                raise ValueError(f"{what} template must be (B, 3, {t}, {t}), got "
-                                 f"{tuple(z.shape)}")
-        if template_rgb.shape[0] != template_tir.shape[0]:
-            raise ValueError(f"RGB batch {template_rgb.shape[0]} != thermal batch "
-                             f"{template_tir.shape[0]}")
+        self._check_templates(template_rgb, template_tir)
         eliminate, ratio, qmask = self._elimination_args(
             elimination, keep_ratio, template_box, template_rgb.shape[0], template_rgb.device)
         return TemplateCache(self.rgb_branch.embed_template(template_rgb),
@@ -219,11 +221,9 @@ class CKDInference(_CKDBase):
     def forward_cached(self, cache: TemplateCache, search_rgb: torch.Tensor,
                        search_tir: torch.Tensor) -> dict:
         """`forward` with the template part taken from `cache`; same outputs."""
-        s, bsz = self.cfg.search_size, cache.tokens_rgb.shape[0]
-        for what, x in (("RGB", search_rgb), ("thermal", search_tir)):
-            if x.dim() != 4 or tuple(x.shape[1:]) != (3, s, s) or x.shape[0] != bsz:
-                raise ValueError(f"{what} search must be ({bsz}, 3, {s}, {s}) to match the "
-                                 f"cached template, got {tuple(x.shape)}")
+        batch = cache.tokens_rgb.shape[0]
+        self.rgb_branch.check_search(search_rgb, "RGB", batch)
+        self.tir_branch.check_search(search_tir, "thermal", batch)
         (rgb, tir), kept = run_lockstep(
             [self.rgb_branch, self.tir_branch], [None, None], [search_rgb, search_tir],
             elimination=self.cfg.elimination, eliminate=cache.eliminate,
