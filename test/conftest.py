@@ -27,6 +27,18 @@ def _deterministic_torch():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread for this test (after `_deterministic_torch`'s setting), restored
+    afterwards. For tiny-model forwards: they gain nothing from a second thread, and on a busy
+    2-core machine two OpenMP threads wait on each other at every barrier (examples then
+    take seconds instead of milliseconds)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_cfg():
     from ckd_core.config import load_config
     return load_config("ckd_tiny")

@@ -25,18 +25,10 @@ from ckd_core.model.quantize import count_quantized_linears, quantize_linear_int
 from ckd_core.tracking import Tracker
 from ckd_core.tracking.default_model import default_checkpoint_path
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MAPS = ("score_map", "size_map", "offset_map")
 MAP_TOL = {"score_map": 0.02, "size_map": 0.02, "offset_map": 0.2}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Runs after conftest's 2-thread setting: these small forwards gain nothing from a second
-    # thread, and on a busy 2-core machine spinning OpenMP threads multiply the wall time.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

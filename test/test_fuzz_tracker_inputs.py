@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -27,19 +26,9 @@ from ckd_core.tracking import Tracker, TrackState
 from ckd_core.tracking.tracker import check_image
 from fuzz_rules import init_box_problem
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("one_torch_thread")]
 
 GREY = 90  # mid-grey frames: "ok" health, so update really runs the model
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread: the model is tiny, and two OpenMP threads on a busy 2-core machine wait on
-    each other at every barrier (examples then take seconds instead of milliseconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,13 @@ re-acquire (0 of 6 returns in the calibration's validation; models/MODEL_CARD.md
 """
 
 import numpy as np
-import torch
 
 from ckd_core.data.synth import make_sequence_spec, render_sequence
 from ckd_core.evaluation.metrics import iou
 from ckd_core.tracking.tracker import Tracker, TrackState
 
 
-def test_shipped_model_reports_lost_while_the_target_is_out_of_view():
-    torch.set_num_threads(1)
+def test_shipped_model_reports_lost_while_the_target_is_out_of_view(one_torch_thread):
     spec = make_sequence_spec(77, 4, num_frames=95, width=320, height=256, profile="mixed",
                               attributes=("out_of_view",))
     rgb, thermal, gt, _, _ = render_sequence(spec)
