@@ -123,10 +123,10 @@ def main() -> None:
         (calib if (i // 2) % 2 == 0 else valid).append(i)
 
     all_scores, all_labels = [], []
-    for i in calib:
+    tr = Tracker.from_checkpoint(ckpt, tracker_overrides={"state_machine": False})
+    for i in calib:  # (init resets the tracker: one per phase serves every sequence)
         rgb, thermal, gt, _, _ = render_sequence(
             spec_for(args.seed, i, args.frames, args.profile))
-        tr = Tracker.from_checkpoint(ckpt, tracker_overrides={"state_machine": False})
         boxes, scores, _ = run(tr, rgb, thermal, gt)
         all_scores.append(scores)
         all_labels.append(label_frames(boxes, gt))
@@ -138,12 +138,12 @@ def main() -> None:
 
     n_absent = n_absent_lost = n_on = n_on_lost = 0
     delays: list[int | None] = []
+    tr = Tracker.from_checkpoint(ckpt, tracker_overrides={
+        "lost_threshold": choice.lost_threshold,
+        "recover_threshold": choice.recover_threshold})
     for i in valid:
         rgb, thermal, gt, _, _ = render_sequence(
             spec_for(args.seed, i, args.frames, args.profile))
-        tr = Tracker.from_checkpoint(ckpt, tracker_overrides={
-            "lost_threshold": choice.lost_threshold,
-            "recover_threshold": choice.recover_threshold})
         boxes, _, states = run(tr, rgb, thermal, gt)
         absent = ~gt.any(axis=1)
         lost = np.array([s == TrackState.LOST for s in states])
