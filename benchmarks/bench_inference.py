@@ -18,10 +18,12 @@ Paths (model only: the network forward on fixed crops of a synthetic frame pair)
 - bf16: torch.autocast(bfloat16) on the CPU (needs avx512_bf16 / AMX to be fast);
 - int8 torch.ao / int8 torchao: dynamic int8 Linear layers (ckd_core.model.quantize; the
   tracker uses torch.ao, the module docstring says why);
-- ORT: the exported ONNX graph in ONNX Runtime (CPU execution provider), fp32.
+- ORT: the exported ONNX graph in ONNX Runtime (CPU execution provider), fp32;
+- ORT int8: the same graph with its weight MatMuls quantised by ONNX Runtime (int8 weights,
+  uint8 activations, VNNI kernels; `ckd export --precision int8`).
 Track step = `Tracker.update` on 640x512 synthetic frames (crops, normalisation, forward,
 decoding): fp32 (template cache on, the default), fp32 without template cache, bf16, int8,
-ORT. TensorRT is not measured: it is not installed here.
+ORT, ORT int8. TensorRT is not measured: it is not installed here.
 
 OpenMP threads are set to sleep while waiting (OMP_WAIT_POLICY=PASSIVE, unless already set)
 and ONNX Runtime's do not spin either: on a shared 2-core machine spinning threads make
@@ -83,9 +85,9 @@ def make_tracker(model, cfg: CKDConfig, path: str, elimination: bool,
     """The tracker for one path name (fp32, fp32 no cache, bf16, int8, ORT), authors' tracker
     (no LOST state machine, so every path follows its own peaks)."""
     cfg = cfg.replace(**{"tracker.state_machine": False})
-    if path == "ORT":
+    if path.startswith("ORT"):
         ort_model = OnnxRuntimeModel(onnx_file, "cpu", threads=threads)
-        return Tracker(ort_model, cfg)
+        return Tracker(ort_model, cfg.replace(**{"tracker.precision": ort_model.precision}))
     precision = {"bf16": "bf16", "int8": "int8"}.get(path, "fp32")
     cfg = cfg.replace(**{"tracker.precision": precision})
     return Tracker(model, cfg, elimination=elimination,
@@ -127,8 +129,10 @@ def time_interleaved(fns: dict, iters: int, warmup: int,
     return times
 
 
-MODEL_PATHS = ("fp32", "bf16", "int8 torch.ao", "int8 torchao", "ORT")
-TRACK_PATHS = ("fp32", "fp32 no cache", "bf16", "int8", "ORT")
+ORT_PATHS = {"ORT": "fp32", "ORT int8": "int8"}  # path -> precision of the exported graph
+MODEL_PATHS = ("fp32", "bf16", "int8 torch.ao", "int8 torchao", *ORT_PATHS)
+TRACK_PATHS = ("fp32", "fp32 no cache", "bf16", "int8", *ORT_PATHS)
+ROW_PATHS = ("fp32", "fp32 no cache", "bf16", "int8 torch.ao", "int8 torchao", *ORT_PATHS)
 MODES = {"dense": False, "MCE": True}
 
 
@@ -139,19 +143,20 @@ def bench_model(which: str, threads_list: list[int], iters: int, warmup: int,
     z_rgb, z_tir, x_rgb, x_tir = check_inputs(cfg.model)["synthetic"]
     seq = synthetic_frames(frames)
     box0 = tuple(float(v) for v in seq.gt_rgb[0])
-    onnx = {mode: export_onnx(model, cfg, workdir / f"{which}_{mode}.onnx", elimination=e,
-                              source=label) for mode, e in MODES.items()}
+    onnx = {(mode, p): export_onnx(model, cfg, workdir / f"{which}_{mode}_{prec}.onnx",
+                                   elimination=e, source=label, precision=prec)
+            for mode, e in MODES.items() for p, prec in ORT_PATHS.items()}
     int8 = {"int8 torch.ao": quantize_linear_int8(model, "torch_ao"),
             "int8 torchao": quantize_linear_int8(model, "torchao")}
     rows = []
     for threads in threads_list:
         torch.set_num_threads(threads)
-        ort = {mode: OnnxRuntimeModel(f, "cpu", threads=threads) for mode, f in onnx.items()}
+        ort = {key: OnnxRuntimeModel(f, "cpu", threads=threads) for key, f in onnx.items()}
 
         def forward(path, mode):
             m, e = int8.get(path, model), MODES[mode]
-            if path == "ORT":
-                return lambda: ort[mode](z_rgb, z_tir, x_rgb, x_tir)
+            if path in ORT_PATHS:
+                return lambda: ort[(mode, path)](z_rgb, z_tir, x_rgb, x_tir)
             autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if path == "bf16"
                         else contextlib.nullcontext())
 
@@ -164,7 +169,7 @@ def bench_model(which: str, threads_list: list[int], iters: int, warmup: int,
         model_ms = time_interleaved({(mode, p): forward(p, mode) for mode in MODES
                                      for p in MODEL_PATHS}, iters, warmup)
         del ort
-        trackers = {(mode, p): make_tracker(model, cfg, p, e, onnx[mode], threads)
+        trackers = {(mode, p): make_tracker(model, cfg, p, e, onnx.get((mode, p)), threads)
                     for mode, e in MODES.items() for p in TRACK_PATHS}
         for t in trackers.values():
             t.init(seq.rgb[0], seq.thermal[0], box0)
@@ -183,7 +188,7 @@ def bench_model(which: str, threads_list: list[int], iters: int, warmup: int,
         del trackers
         gc.collect()
         for mode in MODES:
-            for p in ("fp32", "fp32 no cache", "bf16", "int8 torch.ao", "int8 torchao", "ORT"):
+            for p in ROW_PATHS:
                 track_key = "int8" if p == "int8 torch.ao" else p
                 rows.append(Row(which, threads, mode, p, model_ms.get((mode, p)),
                                 track_ms.get((mode, track_key))))
@@ -233,6 +238,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=30, help="synthetic frames cycled through")
     p.add_argument("--out", type=Path, help="markdown file (default: results/inference_"
                                             "<date>.md)")
+    p.add_argument("--note", default="", help="a line about the conditions (other load...)")
     args = p.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
     before = describe_machine()
@@ -266,14 +272,17 @@ def main() -> None:
             "property of the code. Model = network forward on fixed 1-pair crops; track "
             "step = `Tracker.update` on a 640x512 RGB + thermal frame pair. Template cache "
             "is on in every track-step path except `fp32 no cache`; `int8 torchao` is model "
-            "only (the tracker's int8 is torch.ao). TensorRT: not installed, not measured.",
+            "only (the tracker's int8 is torch.ao); `ORT int8` = the exported graph with its weight "
+            "MatMuls quantised by ONNX Runtime (`ckd export --precision int8`). TensorRT: not "
+            "installed, not measured.",
             "", "Models: " + "; ".join(labels) + ".", "", "## Machine", ""]
     for k in before:
         v = before[k] if k != "load average" else (f"{before[k]} at start; {after[k]} at "
                                                     "end")
         text.append(f"- {k}: {v}")
-    text += ["- note: 2 cores shared with a niced training run and other jobs' tests; "
-             "timings are noisy", "", "## Results", ""] + lines + [""]
+    if args.note:
+        text.append(f"- note: {args.note}")
+    text += ["", "## Results", ""] + lines + [""]
     out.write_text("\n".join(text))
     print(f"wrote {out}")
 

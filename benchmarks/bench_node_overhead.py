@@ -35,14 +35,13 @@ import argparse
 import datetime as dt
 import itertools
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # soak_node, next to this file
+# soak_node is next to this file (a script's own folder is first on the import path)
 from soak_node import Stream, isolate_ros_domain, machine_facts, stamp_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,8 +34,10 @@ class ProfileReport:
     latency_ms_median: float | None
     latency_ms_p90: float | None
     device: str
-    dtype: str
+    dtype: str  # the arithmetic: float32 | bfloat16 | float16 | int8
     threads: int
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast, CUDA) | int8
+    runtime: str = "torch"  # torch | onnxruntime
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,7 +52,8 @@ class ProfileReport:
         ]
         if self.latency_ms_median is not None:
             lines.append(f"latency       {self.latency_ms_median:.1f} ms median, "
-                         f"{self.latency_ms_p90:.1f} ms p90  ({self.device}, {self.dtype}, "
+                         f"{self.latency_ms_p90:.1f} ms p90  ({self.device}, "
+                         f"{_PRECISION_WORDS[self.precision]}, {self.runtime}, "
                          f"{self.threads} threads, batch 1, forward only)")
         return "\n".join(lines)
 
@@ -123,10 +126,75 @@ def measure_latency(model: torch.nn.Module, inputs: tuple, runs: int = 20, warmu
     return times
 
 
+_PRECISION_WORDS = {"fp32": "float32", "bf16": "bfloat16 autocast",
+                    "fp16": "float16 autocast", "int8": "int8 Linear layers"}
+PROFILE_PRECISIONS = tuple(_PRECISION_WORDS)
+PROFILE_RUNTIMES = ("torch", "onnxruntime")
+
+
+def latency_runner(model: torch.nn.Module, cfg: ModelConfig, precision: str = "fp32",
+                   runtime: str = "torch", device: str = "cpu",
+                   workdir: str | None = None, elimination: bool | None = None):
+    """(callable, inputs): one forward of `model` the way the Tracker runs it.
+
+    precision: fp32; bf16 / fp16 = torch.autocast around the fp32 model (fp16 on CUDA
+    only); int8 = dynamic int8 Linear layers (CPU; ckd_core.model.quantize).
+    runtime onnxruntime: the model exported to ONNX in `workdir` (fp32, or int8 quantised
+    by ONNX Runtime) and run by ckd_core.tracking.onnx_runtime (fp32 / int8 only), with
+    `elimination` fixed in the graph (None: the config's).
+    """
+    dev = torch.device(device)
+    if precision not in PROFILE_PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PROFILE_PRECISIONS)}")
+    if runtime not in PROFILE_RUNTIMES:
+        raise ValueError(f"runtime {runtime!r} is not one of {', '.join(PROFILE_RUNTIMES)}")
+    if precision == "fp16" and dev.type != "cuda":
+        raise ValueError("fp16 is CUDA-only; use bf16 or fp32 on the CPU")
+    if precision == "int8" and dev.type != "cpu":
+        raise ValueError("int8 (dynamic int8 Linear layers) runs on the CPU only")
+    inputs = example_inputs(cfg, device=dev)
+    model = model.float().eval()
+    if runtime == "onnxruntime":
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision {precision} is not available with the ONNX runtime "
+                             f"(exported graphs are fp32 or int8)")
+        if workdir is None:
+            raise ValueError("the ONNX runtime needs a workdir for the exported graph")
+        from pathlib import Path
+
+        from ckd_core.config import CKDConfig
+        from ckd_core.model.onnx_export import export_onnx
+        from ckd_core.tracking.onnx_runtime import OnnxRuntimeModel
+
+        graph = export_onnx(model.cpu(), CKDConfig(model=cfg), Path(workdir) / "model.onnx",
+                            elimination=elimination, source="ckd profile",
+                            precision=precision)
+        ort_model = OnnxRuntimeModel(graph, dev)
+        return (lambda *a, elimination=None: ort_model(*a)), inputs
+    model = model.to(dev)
+    if precision == "int8":
+        from ckd_core.model.quantize import quantize_linear_int8
+        return quantize_linear_int8(model), inputs
+    if precision == "fp32":
+        return model, inputs
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+
+    def run(*args, **kwargs):
+        with torch.autocast(dev.type, dtype=dtype):
+            return model(*args, **kwargs)
+    return run, inputs
+
+
 def profile_model(cfg: ModelConfig, preset: str = "custom", elimination: bool | None = None,
-                  device: str = "cpu", dtype: torch.dtype = torch.float32, runs: int = 20,
-                  warmup: int = 3, model: torch.nn.Module | None = None) -> ProfileReport:
-    """Profile the inference model of `cfg` (random weights unless `model` is given)."""
+                  device: str = "cpu", dtype: torch.dtype | None = None, runs: int = 20,
+                  warmup: int = 3, model: torch.nn.Module | None = None,
+                  precision: str = "fp32", runtime: str = "torch") -> ProfileReport:
+    """Profile the inference model of `cfg` (random weights unless `model` is given).
+
+    Latency is timed with `precision` / `runtime` (see `latency_runner`); `dtype` is the older
+    spelling (bfloat16 / float16 = precision bf16 / fp16, now as autocast like the Tracker)."""
+    if dtype is not None and dtype != torch.float32:
+        precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     model = model if model is not None else build_inference_model(cfg)
     model = model.eval()
     elim = cfg.elimination.enabled if elimination is None else elimination
@@ -140,12 +208,18 @@ def profile_model(cfg: ModelConfig, preset: str = "custom", elimination: bool | 
     params = sum(p.numel() for p in model.parameters())
     median = p90 = None
     if runs > 0:
-        run_model = model.to(device=device, dtype=dtype)
-        inputs = example_inputs(cfg, device=device, dtype=dtype)
-        times = sorted(measure_latency(run_model, inputs, runs=runs, warmup=warmup, **kwargs))
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ckd_profile_") as tmp:
+            run_model, inputs = latency_runner(model, cfg, precision, runtime, device, tmp,
+                                               elim)
+            times = sorted(measure_latency(run_model, inputs, runs=runs, warmup=warmup,
+                                           **kwargs))
         median = statistics.median(times) * 1e3
         p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))] * 1e3
+    arithmetic = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
     return ProfileReport(preset=preset, elimination=elim, parameters=params, macs_thop=macs,
                          flops_total=flops, kept_tokens=kept, latency_ms_median=median,
-                         latency_ms_p90=p90, device=str(device), dtype=str(dtype).replace(
-                             "torch.", ""), threads=torch.get_num_threads())
+                         latency_ms_p90=p90, device=str(device), dtype=arithmetic[precision],
+                         threads=torch.get_num_threads(), precision=precision,
+                         runtime=runtime)

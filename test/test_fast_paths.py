@@ -3,6 +3,9 @@
 Tolerances (measured on the shipped model, synthetic crops; the assertions leave ~5x room):
 - template cache: EXACT (torch.equal) - the same operations on the same tensors;
 - ONNX Runtime vs torch fp32: maps within 1e-4 (measured ~2e-6), MCE kept positions equal;
+- ONNX Runtime int8 (weight MatMuls quantised at export) vs torch fp32, dense: within the
+  int8 tolerances below (measured 0.002 / 0.004 / 0.02); with MCE >= 90% of the kept
+  positions shared (measured 94-100%);
 - bf16 autocast / int8 dynamic quantisation, dense model: score and size maps within 0.02,
   offsets within 0.2 cells (measured 0.003 / 0.005 / 0.045);
 - with MCE the top-k boundary amplifies those differences: int8 keeps >= 90% of the fp32
@@ -64,7 +67,10 @@ def onnx_files(shipped, shipped_cfg, tmp_path_factory):
     model, cfg = shipped[1], shipped_cfg
     d = tmp_path_factory.mktemp("onnx")
     return {"mce": export_onnx(model, cfg, d / "mce.onnx"),
-            "dense": export_onnx(model, cfg, d / "dense.onnx", elimination=False)}
+            "dense": export_onnx(model, cfg, d / "dense.onnx", elimination=False),
+            "int8 mce": export_onnx(model, cfg, d / "mce_int8.onnx", precision="int8"),
+            "int8 dense": export_onnx(model, cfg, d / "dense_int8.onnx", elimination=False,
+                                      precision="int8")}
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +221,50 @@ def test_tracker_runs_the_onnx_file(shipped, shipped_cfg, onnx_files, sequence):
     np.testing.assert_allclose(_track(ort, frames), _track(ref, frames), atol=1e-2)
 
 
+def _op_counts(path):
+    import collections
+
+    import onnx
+
+    return collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def test_onnx_int8_quantises_exactly_the_weight_matmuls(shipped, onnx_files):
+    _, model = shipped
+    n_linear = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    fp32, int8 = _op_counts(onnx_files["dense"]), _op_counts(onnx_files["int8 dense"])
+    assert fp32["MatMulInteger"] == 0
+    assert int8["MatMulInteger"] == n_linear
+    # the attention matmuls (q k^T and attn v, two per block per student) stay fp32
+    n_blocks = 2 * model.cfg.backbone.depth
+    assert int8["MatMul"] == 2 * n_blocks
+    assert int8["Conv"] == fp32["Conv"]
+
+
+def test_onnx_int8_stays_close_to_torch_fp32(shipped, crops, onnx_files):
+    _, model = shipped
+    dense = compare_onnx(onnx_files["int8 dense"], model, crops, elimination=False)
+    for c in dense:
+        for k, v in c.max_abs.items():
+            assert v <= MAP_TOL[k], c.format()
+    for c in compare_onnx(onnx_files["int8 mce"], model, crops):
+        assert c.kept_diff <= 0.1 * c.kept_count, c.format()
+        assert all(np.isfinite(v) for v in c.max_abs.values())
+
+
+def test_tracker_runs_the_int8_onnx_file(shipped, shipped_cfg, onnx_files, sequence):
+    frames = _frames(sequence, 2)
+    t = Tracker.from_checkpoint(onnx_files["int8 dense"],
+                                tracker_overrides={"state_machine": False})
+    assert (t.runtime, t.precision, t.config.tracker.precision) == ("onnxruntime", "int8",
+                                                                    "int8")
+    ref = _tracker(shipped, shipped_cfg, elimination=False)
+    assert _iou(_track(ref, frames), _track(t, frames))[0] >= 0.8
+    mce = Tracker.from_checkpoint(onnx_files["int8 mce"],
+                                  tracker_overrides={"state_machine": False})
+    assert np.isfinite(_track(mce, _frames(sequence, 4))).all()
+
+
 def test_export_cli_writes_and_checks(tmp_path, capsys):
     from ckd_core.cli import main
 
@@ -223,6 +273,11 @@ def test_export_cli_writes_and_checks(tmp_path, capsys):
                  str(out)]) == 0
     text = capsys.readouterr().out
     assert out.is_file() and "check: OK" in text and "kept indices equal" in text
+    out8 = tmp_path / "tiny_int8.onnx"
+    assert main(["export", "--preset", "ckd_tiny_mce", "--precision", "int8", "--out",
+                 str(out8)]) == 0
+    text = capsys.readouterr().out
+    assert "int8" in text and "check: OK" in text and out8.stat().st_size < out.stat().st_size
     assert main(["export", "--preset", "ckd_tiny_mce", "--out", str(tmp_path / "x.pt")]) == 2
     assert "expected a .onnx" in capsys.readouterr().err
 
@@ -248,8 +303,14 @@ def test_runtime_and_precision_errors_are_clear(shipped, onnx_files, tmp_path, m
         Tracker.from_checkpoint(onnx_files["mce"], runtime="torch")
     with pytest.raises(ValueError, match="not one of"):
         Tracker.from_checkpoint(path, runtime="tensorrt")
-    with pytest.raises(ValueError, match="not available with the ONNX runtime"):
+    with pytest.raises(ValueError, match="holds a fp32 graph.*--precision int8"):
         Tracker.from_checkpoint(onnx_files["mce"], tracker_overrides={"precision": "int8"})
+    with pytest.raises(ValueError, match="holds a int8 graph"):
+        Tracker.from_checkpoint(onnx_files["int8 mce"], tracker_overrides={"precision": "fp32"})
+    with pytest.raises(ValueError, match="not available with the ONNX runtime"):
+        Tracker.from_checkpoint(onnx_files["mce"], tracker_overrides={"precision": "bf16"})
+    with pytest.raises(ValueError, match="ONNX precision 'bf16'"):
+        export_onnx(model, None, tmp_path / "x.onnx", precision="bf16")
     with pytest.raises(ValueError, match="exported with elimination on"):
         Tracker.from_checkpoint(onnx_files["mce"], elimination=False)
     with pytest.raises(ValueError, match="CUDA-only"):

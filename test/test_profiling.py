@@ -43,3 +43,25 @@ def test_profile_cli_prints_report(tmp_path, capsys):
 def test_profile_cli_rejects_fp16_on_cpu(capsys):
     assert main(["profile", "--preset", "ckd_tiny", "--dtype", "fp16", "--runs", "0"]) == 2
     assert "CUDA-only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision,runtime", [("bf16", "torch"), ("int8", "torch"),
+                                               ("fp32", "onnxruntime"),
+                                               ("int8", "onnxruntime")])
+def test_profile_times_every_precision_and_runtime(precision, runtime, tmp_path, capsys):
+    out = tmp_path / "p.json"
+    rc = main(["profile", "--preset", "ckd_tiny_mce", "--elimination", "both", "--runs", "2",
+               "--warmup", "1", "--threads", "1", "--precision", precision, "--runtime",
+               runtime, "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert runtime in text and "latency" in text
+    data = json.loads(out.read_text())
+    assert [(d["precision"], d["runtime"]) for d in data] == [(precision, runtime)] * 2
+    assert all(d["latency_ms_median"] > 0 for d in data)
+
+
+def test_profile_cli_rejects_bf16_in_onnxruntime(capsys):
+    assert main(["profile", "--preset", "ckd_tiny", "--precision", "bf16", "--runtime",
+                 "onnxruntime", "--runs", "1"]) == 2
+    assert "fp32 or int8" in capsys.readouterr().err

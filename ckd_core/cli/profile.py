@@ -7,7 +7,6 @@ import json
 
 from ckd_core.cli import CLIError
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,7 +14,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="preset name or YAML path (default: ckd_vitb256_mce)")
     p.add_argument("--checkpoint", help="profile these weights (our format) instead of random")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    p.add_argument("--precision", "--dtype", dest="precision", default="fp32",
+                   choices=["fp32", "bf16", "fp16", "int8"],
+                   help="latency arithmetic, as the Tracker runs it: fp32, bf16 / fp16 "
+                        "autocast (fp16: CUDA), int8 dynamic Linear layers (CPU); --dtype is "
+                        "the older name")
+    p.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
+                   help="time the torch model or its ONNX export in ONNX Runtime (fp32 / "
+                        "int8)")
     p.add_argument("--elimination", choices=["config", "on", "off", "both"], default="config",
                    help="candidate elimination: as the preset says, forced on/off, or both")
     p.add_argument("--runs", type=int, default=20, help="timed forwards (0 = no timing)")
@@ -34,9 +40,13 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CLIError(f"--device {args.device} requested but CUDA is not available here")
-    if args.dtype == "fp16" and not args.device.startswith("cuda"):
-        raise CLIError("--dtype fp16 is CUDA-only; use bf16 or fp32 on the CPU")
-    dtype = getattr(torch, DTYPES[args.dtype])
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        raise CLIError("--precision fp16 is CUDA-only; use bf16 or fp32 on the CPU")
+    if args.precision == "int8" and args.device != "cpu":
+        raise CLIError("--precision int8 (dynamic int8 Linear layers) runs on the CPU only")
+    if args.runtime == "onnxruntime" and args.precision not in ("fp32", "int8"):
+        raise CLIError(f"--runtime onnxruntime runs fp32 or int8 graphs, not "
+                       f"{args.precision}")
     model = None
     if args.checkpoint:
         from ckd_core.model.checkpoint import load_model
@@ -49,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     modes = {"config": [None], "on": [True], "off": [False], "both": [False, True]}
     reports = []
     for elim in modes[args.elimination]:
-        r = profile_model(cfg, preset=preset, elimination=elim, device=args.device, dtype=dtype,
-                          runs=args.runs, warmup=args.warmup, model=model)
+        r = profile_model(cfg, preset=preset, elimination=elim, device=args.device,
+                          runs=args.runs, warmup=args.warmup, model=model,
+                          precision=args.precision, runtime=args.runtime)
         reports.append(r)
         print(r.format())
         print()

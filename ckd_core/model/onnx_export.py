@@ -15,8 +15,17 @@ records it). The template range must not depend on the template box (GT_BOX is r
 The legacy TorchScript exporter is used: torch's dynamo exporter needs onnxscript, which is
 not among the pinned packages.
 
+Precision: fp32, or int8 = ONNX Runtime's dynamic quantisation of the exported fp32 graph
+(`onnxruntime.quantization.quantize_dynamic`): every MatMul whose second input is a weight
+(the Linear layers: qkv, proj, fc1, fc2) gets int8 weights (per tensor, signed) and
+activations quantised per call to uint8 (`MatMulInteger`); attention matmuls (q k^T, attn v:
+MCE's scores come from them), the patch-embedding and head convolutions, norms and softmax
+stay fp32. This is the same split as the torch int8 path (ckd_core.model.quantize), run by
+ONNX Runtime's VNNI kernels.
+
 Metadata (ONNX `metadata_props`): `ckd_config` (the CKDConfig as JSON, tracker section
-included), `ckd_elimination` (`on` / `off`), `ckd_source` (where the weights came from).
+included, its `precision` = the graph's), `ckd_elimination` (`on` / `off`), `ckd_precision`
+(`fp32` / `int8`), `ckd_source` (where the weights came from).
 `ckd_core.tracking.onnx_runtime.OnnxRuntimeModel` runs such a file inside the Tracker.
 """
 
@@ -39,6 +48,8 @@ INPUT_NAMES = ("template_rgb", "template_tir", "search_rgb", "search_tir")
 OUTPUT_NAMES = ("score_map", "size_map", "offset_map", "keep_index_rgb", "keep_index_tir")
 MAP_NAMES = OUTPUT_NAMES[:3]
 META_CONFIG, META_ELIMINATION, META_SOURCE = "ckd_config", "ckd_elimination", "ckd_source"
+META_PRECISION = "ckd_precision"
+ONNX_PRECISIONS = ("fp32", "int8")
 
 
 class _ExportWrapper(nn.Module):
@@ -61,12 +72,17 @@ def resolve_elimination(model: CKDInference, elimination: bool | None) -> bool:
 
 
 def export_onnx(model: CKDInference, config: CKDConfig, out: str | Path,
-                elimination: bool | None = None, source: str = "") -> Path:
+                elimination: bool | None = None, source: str = "",
+                precision: str = "fp32") -> Path:
     """Write `model` (its fp32 copy on the CPU) as ONNX to `out`; returns the path.
 
     `config` is stored in the file so a Tracker can be built from it alone; `config.model`
     must be the model's own. elimination: None = the config's setting, else forced on/off.
+    precision: fp32, or int8 (the fp32 graph quantised by ONNX Runtime; see the module doc).
     """
+    if precision not in ONNX_PRECISIONS:
+        raise ValueError(f"ONNX precision {precision!r} is not one of "
+                         f"{', '.join(ONNX_PRECISIONS)} (bf16 / fp16 run in torch)")
     if config.model != model.cfg:
         raise ValueError("config.model is not the configuration this model was built with")
     eliminate = resolve_elimination(model, elimination)
@@ -84,18 +100,47 @@ def export_onnx(model: CKDInference, config: CKDConfig, out: str | Path,
             torch.zeros(1, 3, s, s))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    graph = out if precision == "fp32" else out.with_name(out.name + ".fp32.tmp")
     with warnings.catch_warnings(), torch.no_grad():
         # Tracer warnings name the Python branches on shapes (kept-token counts, shape
         # checks): with fixed input shapes these are the intended constants.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(wrapper, args, str(out), dynamo=False, opset_version=ONNX_OPSET,
+        torch.onnx.export(wrapper, args, str(graph), dynamo=False, opset_version=ONNX_OPSET,
                           input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           do_constant_folding=True)
+    if precision == "int8":
+        try:
+            quantize_onnx_int8(graph, out)
+        finally:
+            graph.unlink(missing_ok=True)
+    config = config.replace(**{"tracker.precision": precision})
     _write_metadata(out, {META_CONFIG: json.dumps(to_dict(config)),
                           META_ELIMINATION: "on" if eliminate else "off",
-                          META_SOURCE: source})
+                          META_PRECISION: precision, META_SOURCE: source})
     return out
+
+
+def quantize_onnx_int8(src: str | Path, dst: str | Path) -> Path:
+    """ONNX Runtime dynamic int8 quantisation of the weight MatMuls of `src` into `dst`
+    (int8 per-tensor weights, uint8 activations quantised per call; MatMuls between two
+    activations - attention - stay fp32)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # quantize_dynamic logs a hint about its optional pre-processing step on the root
+    # logger; shape inference is not needed for dynamic MatMul quantisation.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
+                         op_types_to_quantize=["MatMul"],
+                         extra_options={"MatMulConstBOnly": True})
+    finally:
+        root.setLevel(level)
+    return Path(dst)
 
 
 def _write_metadata(path: Path, values: dict[str, str]) -> None:
@@ -118,7 +163,8 @@ class OnnxCheck:
 
     max_abs: largest |ort - torch| per output map; kept_equal: the final kept search
     positions are the same set for both students; kept_diff: how many positions one side
-    kept that the other did not (0 when equal); order_equal: also in the same order.
+    kept that the other did not (0 when equal), of kept_count; order_equal: also in the same
+    order.
     """
 
     name: str
@@ -126,11 +172,12 @@ class OnnxCheck:
     kept_equal: bool
     kept_diff: int
     order_equal: bool
+    kept_count: int = 0
 
     def format(self) -> str:
         maps = ", ".join(f"{k} {v:.2e}" for k, v in self.max_abs.items())
         kept = "kept indices equal" if self.kept_equal else (
-            f"kept indices DIFFER in {self.kept_diff} positions")
+            f"kept indices DIFFER in {self.kept_diff} of {self.kept_count} positions")
         order = "" if self.order_equal or not self.kept_equal else " (order differs: ties)"
         return f"{self.name}: max |ORT - torch| {maps}; {kept}{order}"
 
@@ -154,12 +201,13 @@ def compare_onnx(session_or_path, model: CKDInference, inputs: dict[str, tuple],
         ref = dict(zip(OUTPUT_NAMES, (r.numpy() for r in ref)))
         max_abs = {k: float(np.abs(got[k] - ref[k]).max()) for k in MAP_NAMES}
         kept_equal, order_equal, diff = True, True, 0
+        count = int(ref["keep_index_rgb"].size)
         for k in ("keep_index_rgb", "keep_index_tir"):
             a, b = set(got[k].ravel().tolist()), set(ref[k].ravel().tolist())
             diff = max(diff, len(a ^ b) // 2)
             kept_equal &= a == b
             order_equal &= bool(np.array_equal(got[k], ref[k]))
-        checks.append(OnnxCheck(name, max_abs, kept_equal, diff, order_equal))
+        checks.append(OnnxCheck(name, max_abs, kept_equal, diff, order_equal, count))
     return checks
 
 

@@ -8,7 +8,8 @@ behind the same call as `CKDInference`, so `Tracker` runs it unchanged.
 Execution providers: CPU; on a CUDA device the CUDA provider when this onnxruntime build has
 it (the pinned `onnxruntime` wheel is CPU-only: a CUDA device is then an error naming the
 `onnxruntime-gpu` package). TensorRT is not offered: it is not installed here.
-The graph is fp32 with elimination fixed at export (see ckd_core.model.onnx_export); the
+The graph is fp32 or int8 (`ckd export --precision int8`: ONNX Runtime dynamic quantisation of
+the weight MatMuls), with elimination fixed at export (see ckd_core.model.onnx_export); the
 template is re-embedded every frame (one graph, images in), so there is no template cache.
 """
 
@@ -21,7 +22,7 @@ import torch
 
 from ckd_core.config import CKDConfig, from_dict
 from ckd_core.model.onnx_export import (INPUT_NAMES, META_CONFIG, META_ELIMINATION,
-                                        OUTPUT_NAMES)
+                                        META_PRECISION, ONNX_PRECISIONS, OUTPUT_NAMES)
 
 
 def make_session(path: str | Path, device: str | torch.device = "cpu",
@@ -61,7 +62,8 @@ class OnnxRuntimeModel:
     """An exported CKD inference graph, callable like `CKDInference` (batch 1, fp32).
 
     Attributes: `config` (the CKDConfig stored in the file), `cfg` (its model section),
-    `elimination` (bool, fixed at export), `path`, `device`, `session`.
+    `elimination` (bool, fixed at export), `precision` (fp32 | int8, fixed at export; files
+    written before int8 existed carry no entry and are fp32), `path`, `device`, `session`.
     """
 
     runtime = "onnxruntime"
@@ -78,6 +80,12 @@ class OnnxRuntimeModel:
         self.config: CKDConfig = from_dict(json.loads(meta[META_CONFIG]))
         self.cfg = self.config.model
         self.elimination = meta[META_ELIMINATION] == "on"
+        self.precision = meta.get(META_PRECISION, "fp32")
+        if self.precision not in ONNX_PRECISIONS:
+            raise ValueError(f"{self.path}: precision {self.precision!r} in its metadata is "
+                             f"not one of {', '.join(ONNX_PRECISIONS)}")
+        if self.config.tracker.precision != self.precision:
+            self.config = self.config.replace(**{"tracker.precision": self.precision})
         names = [i.name for i in self.session.get_inputs()]
         if names != list(INPUT_NAMES):
             raise ValueError(f"{self.path}: inputs {names}, expected {list(INPUT_NAMES)}")

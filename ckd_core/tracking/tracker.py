@@ -28,7 +28,7 @@ benchmarks/fidelity.py):
 - `TrackerConfig.precision`: fp32 | bf16 (autocast) | fp16 (autocast, CUDA only) | int8
   (dynamic int8 Linear layers, CPU only, ckd_core.model.quantize);
 - runtime: torch, or ONNX Runtime on an exported .onnx file (`Tracker.from_checkpoint(
-  "model.onnx")`, ckd_core.tracking.onnx_runtime; fp32 only);
+  "model.onnx")`, ckd_core.tracking.onnx_runtime; fp32, or int8 quantised at export);
 - template cache (torch runtime, on by default): the template-only part of the forward
   (`CKDInference.encode_template`) runs once per `init`; results are bit-identical.
 """
@@ -192,10 +192,14 @@ class Tracker:
                              f"only; on {self.device} use fp16 or bf16")
         self.runtime = getattr(model, "runtime", "torch")
         if self.runtime == "onnxruntime":
-            if self.precision != "fp32":
+            if self.precision not in ("fp32", "int8"):
                 raise ValueError(f"precision {self.precision} is not available with the ONNX "
-                                 f"runtime (the exported graph is fp32); use precision fp32 "
-                                 f"or the torch runtime")
+                                 f"runtime (exported graphs are fp32 or int8); use the torch "
+                                 f"runtime")
+            if self.precision != model.precision:
+                raise ValueError(f"precision {self.precision} asked for, but {model.path} "
+                                 f"holds a {model.precision} graph; export one with `ckd "
+                                 f"export --format onnx --precision {self.precision}`")
             if elimination is not None and bool(elimination) != model.elimination:
                 raise ValueError(f"{model.path} was exported with elimination "
                                  f"{'on' if model.elimination else 'off'}; re-export it "
