@@ -19,6 +19,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
+from ckd_core.imaging import to_three_channels
 from ckd_tracker_ros.msg import TrackerStatus
 
 HEALTH_CODES = {
@@ -132,8 +133,9 @@ def debug_image(rgb: np.ndarray | None, thermal: np.ndarray | None,
                 state: int) -> np.ndarray:
     """RGB | thermal side by side (uint8 RGB, thermal scaled to the RGB height), the box drawn
     on both (scaled by the image-size ratio: assumes registered cameras), score and state
-    written on top. A missing image is a black panel of the other's size."""
-    panels = [rgb, thermal]
+    written on top. A missing image is a black panel of the other's size; a grey (H, W)
+    image is shown in grey."""
+    panels = [None if p is None else to_three_channels(p) for p in (rgb, thermal)]
     shape = next(p.shape for p in panels if p is not None)
     panels = [p if p is not None else np.zeros(shape, np.uint8) for p in panels]
     ref_h, ref_w = panels[reference].shape[:2]

@@ -127,10 +127,19 @@ def message_to_numpy(msg) -> tuple[np.ndarray, str]:
 
 def to_rgb8(image: np.ndarray, encoding: str,
             normalizer: "ThermalNormalizer | None" = None) -> np.ndarray:
-    """Any supported array -> uint8 (H, W, 3) RGB, what the Tracker takes.
+    """Any supported array -> uint8 (H, W, 3) RGB.
 
     8-bit data is reordered / replicated only. 16-bit and float data need `normalizer`
     (a ValueError says so when it is missing), which maps them to 8 bits."""
+    return to_three_channels(to_tracker_image(image, encoding, normalizer))
+
+
+def to_tracker_image(image: np.ndarray, encoding: str,
+                     normalizer: "ThermalNormalizer | None" = None) -> np.ndarray:
+    """Any supported array -> what the Tracker takes: uint8 (H, W) grey for one-channel
+    sources (mono8 / mono16 / 32FC1 thermal: the tracker repeats only its crops to three
+    channels, ~1 ms less per 1920x1080 frame than repeating the frame), uint8 (H, W, 3) RGB
+    for colour. Same values as `to_rgb8`; errors as there."""
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise ValueError(f"{encoding} array has shape {image.shape}; expected (H, W) or "
                          "(H, W, C) with 1, 3 or 4 channels")
@@ -139,10 +148,10 @@ def to_rgb8(image: np.ndarray, encoding: str,
     if image.dtype != np.uint8:
         if normalizer is None:
             raise ValueError(f"{encoding} images need a ThermalNormalizer to become 8-bit")
-        return normalizer(image)
-    # cv2.cvtColor, not numpy repeat / [..., ::-1] copies: 3.5 ms -> 0.1 ms at 1920x1080.
+        return normalizer.to_grey(image)
     if image.ndim == 2:
-        return to_three_channels(image)
+        return image
+    # cv2.cvtColor, not numpy [..., ::-1] copies: 3.5 ms -> 0.1 ms at 1920x1080.
     if image.shape[2] == 4:
         code = cv2.COLOR_BGRA2RGB if encoding in _BGR_ORDER else cv2.COLOR_RGBA2RGB
         return cv2.cvtColor(np.ascontiguousarray(image), code)
@@ -220,8 +229,9 @@ class ThermalNormalizer:
 
     def _update_window(self, image: np.ndarray) -> tuple[float, float]:
         s = max(1, int(self.sample_stride))
-        sample = image[::s, ::s].astype(np.float64, copy=False)
-        sample = sample[np.isfinite(sample)]
+        sample = image[::s, ::s]
+        if sample.dtype.kind == "f":  # integer counts are always finite: no scan, no copy
+            sample = sample[np.isfinite(sample)]
         if sample.size == 0:
             return self.current_window
         lo, hi = np.percentile(sample, self.percentiles)
@@ -234,6 +244,11 @@ class ThermalNormalizer:
         return self._state
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The frame as uint8 (H, W, 3) (the grey value in all three channels)."""
+        return to_three_channels(self.to_grey(image))
+
+    def to_grey(self, image: np.ndarray) -> np.ndarray:
+        """The frame as uint8 (H, W); updates the window like `__call__`."""
         if image.ndim == 3:
             if image.shape[2] != 1:
                 raise ValueError(f"thermal normalisation needs one channel, got {image.shape}")
@@ -245,12 +260,13 @@ class ThermalNormalizer:
         span = max(float(hi) - float(lo), 1e-6)
         if image.dtype == np.uint16 and image.size >= 65536:
             # The same float32 formula on all 65536 levels, then one lookup per pixel: 12 ms
-            # -> 3 ms at 1920x1080 (five float passes and a NaN scan the counts cannot need).
+            # -> 2 ms at 1920x1080 (five float passes and a NaN scan the counts cannot need;
+            # `take` is ~1.5x faster than fancy indexing).
             levels = (np.arange(65536, dtype=np.float32) - np.float32(lo)) \
                 * np.float32(255.0 / span)
-            out = np.clip(levels, 0, 255).astype(np.uint8)[image]
+            out = np.clip(levels, 0, 255).astype(np.uint8).take(image)
         else:
             scaled = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / span)
             scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
             out = np.clip(scaled, 0, 255).astype(np.uint8)
-        return to_three_channels(out)
+        return out

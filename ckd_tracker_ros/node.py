@@ -39,7 +39,8 @@ from ckd_core.boxes import validate_xywh
 from ckd_tracker_ros import detections as out
 from ckd_tracker_ros import params as P
 from ckd_tracker_ros.images import BACKEND as IMAGE_BACKEND
-from ckd_tracker_ros.images import ThermalNormalizer, message_to_numpy, numpy_to_image, to_rgb8
+from ckd_tracker_ros.images import (ThermalNormalizer, message_to_numpy, numpy_to_image,
+                                    to_tracker_image)
 from ckd_tracker_ros.msg import TrackerStatus
 from ckd_tracker_ros.pairing import Item, PairMailbox, PairSubscriber, stamp_to_ns
 from ckd_tracker_ros.srv import InitTarget
@@ -152,8 +153,9 @@ class TrackerNode(Node):
     # Images -> arrays
     # ----------------------------------------------------------------------------------------
     def _to_arrays(self, item: Item) -> list:
-        """Both messages of `item` as uint8 RGB arrays (None for a missing camera); a bad
-        image raises ValueError naming the camera and the problem."""
+        """Both messages of `item` as uint8 arrays for the Tracker, RGB (H, W, 3) or grey
+        (H, W) (None for a missing camera); a bad image raises ValueError naming the camera
+        and the problem."""
         arrays = []
         for i, msg in enumerate(item.msgs):
             if msg is None:
@@ -161,7 +163,7 @@ class TrackerNode(Node):
                 continue
             try:
                 raw, encoding = message_to_numpy(msg)
-                arrays.append(to_rgb8(raw, encoding, self._normalizers[i]))
+                arrays.append(to_tracker_image(raw, encoding, self._normalizers[i]))
             except ValueError as e:
                 raise ValueError(f"{CAMERAS[i]} image on {self._topics[i]}: {e}") from None
         return arrays

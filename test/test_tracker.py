@@ -264,3 +264,34 @@ def test_from_checkpoint_overrides_single_fields(tmp_path):
     with pytest.raises(ValueError, match="recover_threshold"):
         Tracker.from_checkpoint(path, tracker_overrides={"lost_threshold": 0.9,
                                                          "recover_threshold": 0.5})
+
+
+def test_grey_frames_track_exactly_like_their_three_channel_copies():
+    """The tracker crops grey frames single-channel and repeats only the crops: the boxes
+    must be identical to giving it the frames already repeated to (H, W, 3) or (H, W, 1)."""
+    from ckd_core.data.synth import make_sequence_spec, render_sequence
+
+    seq = render_sequence(make_sequence_spec(5, 0, num_frames=12, width=W, height=H,
+                                             attributes=("out_of_view",)))
+    cfg = load_config("ckd_tiny_mce")
+    torch.manual_seed(0)
+    model = build_inference_model(cfg.model)
+    box0 = tuple(float(v) for v in seq.gt_rgb[0])
+    runs = {}
+    for name, conv in (("grey", lambda g: g), ("hw1", lambda g: g[:, :, None]),
+                       ("rgb", lambda g: np.repeat(g[:, :, None], 3, axis=2))):
+        t = Tracker(model, cfg)
+        t.init(seq.rgb[0], conv(seq.thermal[0]), box0)
+        runs[name] = [t.update(r, conv(g)) for r, g in zip(seq.rgb[1:], seq.thermal[1:])]
+    for name in ("hw1", "rgb"):
+        assert [r.box_xywh for r in runs[name]] == [r.box_xywh for r in runs["grey"]]
+        assert [r.score for r in runs[name]] == [r.score for r in runs["grey"]]
+        assert [r.health for r in runs[name]] == [r.health for r in runs["grey"]]
+    # a grey RGB camera too (the reference modality)
+    t1, t2 = Tracker(model, cfg), Tracker(model, cfg)
+    grey = [r[:, :, 1].copy() for r in seq.rgb[:4]]
+    t1.init(grey[0], seq.thermal[0], box0)
+    t2.init(np.repeat(grey[0][:, :, None], 3, axis=2), seq.thermal[0], box0)
+    for g, th in zip(grey[1:], seq.thermal[1:4]):
+        assert t1.update(g, th).box_xywh == t2.update(np.repeat(g[:, :, None], 3, 2),
+                                                      th).box_xywh

@@ -119,6 +119,15 @@ def map_box_back(pred_cxcywh_px, prev_xywh, crop_side_px: float) -> tuple[float,
 
 def check_image(image, what: str) -> np.ndarray:
     """A uint8 (H, W), (H, W, 1) or (H, W, 3) RGB image -> (H, W, 3) uint8, or a ValueError."""
+    return to_three_channels(check_frame(image, what), what)
+
+
+def check_frame(image, what: str) -> np.ndarray:
+    """A uint8 (H, W), (H, W, 1) or (H, W, 3) RGB image -> (H, W) grey or (H, W, 3) uint8
+    (not copied), or a ValueError. The tracker keeps grey frames single-channel until the
+    crops are cut: cropping and resizing act on each channel alike, so a crop of the grey
+    frame repeated to three channels equals the crop of the repeated frame, for a third of
+    the work (~1 ms per 1920x1080 frame)."""
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{what} image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -129,7 +138,7 @@ def check_image(image, what: str) -> np.ndarray:
                          f"(H, W, 1) or (H, W, 3) array")
     if image.ndim == 3 and image.shape[2] not in (1, 3):
         raise ValueError(f"{what} image has {image.shape[2]} channels; expected 1 or 3")
-    return to_three_channels(image, what)
+    return image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
 class _HealthMonitor:
@@ -146,7 +155,12 @@ class _HealthMonitor:
         if image is None:
             self.reset()
             return Health.MISSING
-        small = np.ascontiguousarray(image[::4, ::4])  # compares ~10x faster than a view
+        # One pixel in 16 (every 4th row and column when the sides divide by 4), as a
+        # contiguous array: OpenCV's nearest-neighbour resize makes it 4x faster than a
+        # strided numpy copy, and it compares ~10x faster than a strided view.
+        h, w = image.shape[:2]
+        small = cv2.resize(image, ((w + 3) // 4, (h + 3) // 4),
+                           interpolation=cv2.INTER_NEAREST)
         if self.prev is not None and self.prev.shape == small.shape and np.array_equal(
                 self.prev, small) and np.array_equal(self._full_prev, image):
             self.same += 1
@@ -155,7 +169,8 @@ class _HealthMonitor:
         self.prev, self._full_prev = small, image
         if self.same >= self.cfg.frozen_frames:
             return Health.FROZEN
-        mean = float(small.mean())
+        channels = 1 if small.ndim == 2 else small.shape[2]
+        mean = float(np.mean(cv2.mean(small)[:channels]))  # equal pixel counts per channel
         if mean < self.cfg.black_level:
             return Health.BLACK
         if mean > self.cfg.saturated_level:
@@ -402,8 +417,8 @@ class Tracker:
     # -- internals ----------------------------------------------------------------------------
 
     def _prepare(self, rgb, thermal) -> dict[str, np.ndarray | None]:
-        frames = {"rgb": None if rgb is None else check_image(rgb, "RGB"),
-                  "thermal": None if thermal is None else check_image(thermal, "thermal")}
+        frames = {"rgb": None if rgb is None else check_frame(rgb, "RGB"),
+                  "thermal": None if thermal is None else check_frame(thermal, "thermal")}
         if frames["rgb"] is not None and frames["thermal"] is not None:
             ref_m = self.cfg.reference_camera
             other = "thermal" if ref_m == "rgb" else "rgb"
@@ -424,8 +439,8 @@ class Tracker:
 
     def _fill_pair(self, crop_rgb, crop_tir, health) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised (1, 3, S, S) tensors; an unhealthy modality's crop is replaced."""
-        t = {m: (normalize_crop(c.image, self.device) if c is not None else None)
-             for m, c in (("rgb", crop_rgb), ("thermal", crop_tir))}
+        t = {m: (normalize_crop(to_three_channels(c.image), self.device) if c is not None
+                 else None) for m, c in (("rgb", crop_rgb), ("thermal", crop_tir))}
         for m, other in (("rgb", "thermal"), ("thermal", "rgb")):
             if health[m] == Health.OK and t[m] is not None:
                 continue

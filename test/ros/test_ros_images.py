@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from ckd_tracker_ros.images import (ThermalNormalizer, compressed_to_numpy, image_to_numpy,
-                                    message_to_numpy, numpy_to_image, to_rgb8)
+                                    message_to_numpy, numpy_to_image, to_rgb8,
+                                    to_tracker_image)
 
 
 def raw_msg(rows: list[bytes], width, encoding, step, bigendian=False):
@@ -82,6 +83,35 @@ def test_sixteen_bit_needs_a_normalizer():
         to_rgb8(arr, "mono16")
     out = to_rgb8(arr, "mono16", ThermalNormalizer(mode="fixed", window=(2000, 4000)))
     assert out.shape == (2, 2, 3) and out.dtype == np.uint8 and (out == 127).all()
+
+
+@pytest.mark.parametrize("encoding,dtype", [("mono8", np.uint8), ("mono16", np.uint16),
+                                            ("32FC1", np.float32), ("rgb8", np.uint8),
+                                            ("bgra8", np.uint8)])
+def test_tracker_image_is_grey_for_one_channel_sources_and_equals_to_rgb8(encoding, dtype):
+    rng = np.random.default_rng(3)
+    channels = {"rgb8": 3, "bgra8": 4}.get(encoding, 1)
+    shape = (300, 260) if channels == 1 else (300, 260, channels)
+    arr = (rng.integers(0, 255, shape) * (40 if dtype != np.uint8 else 1) + 7).astype(dtype)
+    a, b = ThermalNormalizer(), ThermalNormalizer()  # same state for both paths
+    got = to_tracker_image(arr, encoding, a)
+    ref = to_rgb8(arr, encoding, b)
+    assert got.dtype == np.uint8
+    if channels == 1:
+        assert got.shape == arr.shape[:2]
+        np.testing.assert_array_equal(np.repeat(got[:, :, None], 3, axis=2), ref)
+    else:
+        np.testing.assert_array_equal(got, ref)
+    assert a.current_window == b.current_window
+
+
+def test_sixteen_bit_lookup_equals_the_float_formula():
+    rng = np.random.default_rng(4)
+    arr = rng.integers(0, 65536, (300, 400)).astype(np.uint16)  # >= 65536 px: the table path
+    norm = ThermalNormalizer(mode="fixed", window=(1234.5, 50000.0))
+    span = np.float32(255.0 / (50000.0 - 1234.5))
+    want = np.clip((arr.astype(np.float32) - np.float32(1234.5)) * span, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(norm.to_grey(arr), want)
 
 
 @pytest.mark.parametrize("field,value,match", [
