@@ -27,7 +27,8 @@ class Crop:
     x1: int  # top-left of the crop window in image pixels (may be negative)
     y1: int
     side: int  # crop window side in image pixels, before resizing
-    pad_mask: np.ndarray  # (out_size, out_size) bool, True where the crop is padding
+    pad_mask: np.ndarray | None  # (out_size, out_size) bool, True where the crop is padding
+    # (None when sample_target was asked for no mask: the tracker does not use it)
 
 
 def crop_side(box_xywh, factor: float) -> int:
@@ -38,8 +39,13 @@ def crop_side(box_xywh, factor: float) -> int:
     return side
 
 
-def sample_target(image: np.ndarray, box_xywh, factor: float, out_size: int) -> Crop:
-    """Crop a square of side ceil(sqrt(w h) * factor) centred on the box, zero padded."""
+def sample_target(image: np.ndarray, box_xywh, factor: float, out_size: int,
+                  with_mask: bool = True) -> Crop:
+    """Crop a square of side ceil(sqrt(w h) * factor) centred on the box, zero padded.
+
+    with_mask=False skips the padding mask (`Crop.pad_mask` is None): it costs a full-size
+    array per crop, and only training uses it. A window inside the image is resized straight
+    from the image (no padded copy: the same pixels, so the same result)."""
     x, y, w, h = (float(v) for v in box_xywh)
     side = crop_side((x, y, w, h), factor)
     x1 = round(x + 0.5 * w - side * 0.5)
@@ -56,16 +62,20 @@ def sample_target(image: np.ndarray, box_xywh, factor: float, out_size: int) -> 
         # The window lies entirely outside the image: everything is padding.
         shape = (side, side) + image.shape[2:]
         padded = np.zeros(shape, dtype=image.dtype)
-    else:
+    elif x1_pad or x2_pad or y1_pad or y2_pad:
         padded = cv2.copyMakeBorder(patch, y1_pad, y2_pad, x1_pad, x2_pad, cv2.BORDER_CONSTANT)
         if padded.ndim == 2 and image.ndim == 3:
             padded = padded[:, :, None]
-    mask = np.ones(padded.shape[:2], dtype=np.uint8)
-    ph, pw = padded.shape[:2]
-    mask[y1_pad:ph - y2_pad if y2_pad else ph, x1_pad:pw - x2_pad if x2_pad else pw] = 0
+    else:
+        padded = patch
     resized = cv2.resize(padded, (out_size, out_size))
     if resized.ndim == 2 and image.ndim == 3:
         resized = resized[:, :, None]
+    if not with_mask:
+        return Crop(resized, out_size / side, x1, y1, side, None)
+    mask = np.ones(padded.shape[:2], dtype=np.uint8)
+    ph, pw = padded.shape[:2]
+    mask[y1_pad:ph - y2_pad if y2_pad else ph, x1_pad:pw - x2_pad if x2_pad else pw] = 0
     pad_mask = cv2.resize(mask, (out_size, out_size), interpolation=cv2.INTER_NEAREST) > 0
     return Crop(resized, out_size / side, x1, y1, side, pad_mask)
 

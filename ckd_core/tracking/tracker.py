@@ -363,7 +363,7 @@ class Tracker:
         for m in MODALITIES:
             img = frames[m]
             crops[m] = None if img is None else sample_target(
-                img, box, mc.template_factor, mc.template_size)
+                img, box, mc.template_factor, mc.template_size, with_mask=False)
         # Template health: a missing modality at init is filled like a missing search crop.
         t_rgb, t_tir = self._fill_pair(crops["rgb"], crops["thermal"],
                                        {"rgb": Health.OK if crops["rgb"] else Health.MISSING,
@@ -398,7 +398,8 @@ class Tracker:
                                {m: h.value for m, h in health.items()})
         mc = self.model_cfg
         factor = mc.search_factor * self._search_growth()
-        crops = {m: (sample_target(frames[m], self._box, factor, mc.search_size)
+        crops = {m: (sample_target(frames[m], self._box, factor, mc.search_size,
+                                   with_mask=False)
                      if frames[m] is not None else None) for m in MODALITIES}
         x_rgb, x_tir = self._fill_pair(crops["rgb"], crops["thermal"], health)
         crop = crops["rgb"] if crops["rgb"] is not None else crops["thermal"]
