@@ -314,6 +314,8 @@ def main(argv=None) -> int:
                    choices=["mono16", "mono8"], help="how the thermal image is sent")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/node_overhead.md")
     p.add_argument("--notes", default="", help="text appended to the report (analysis)")
+    p.add_argument("--conditions", default="",
+                   help="what else ran on the machine (shown next to the load average)")
     args = p.parse_args(argv)
 
     import rclpy
@@ -351,8 +353,8 @@ def main(argv=None) -> int:
         f"({torch.get_num_threads()} thread(s)), rclpy (ros-kilted-rclpy) {facts['rclpy']}, "
         "Fast DDS (node and tester in one process: in-process delivery)",
         f"- OMP_NUM_THREADS={facts['omp_num_threads']}; load average (1, 5, 15 min) at start "
-        f"{', '.join(f'{v:.2f}' for v in load0)}, at end {', '.join(f'{v:.2f}' for v in load1)} "
-        "(2 cores shared with a niced training run and other jobs)",
+        f"{', '.join(f'{v:.2f}' for v in load0)}, at end {', '.join(f'{v:.2f}' for v in load1)}"
+        + (f" ({args.conditions})" if args.conditions else ""),
         "- pairs: rgb8 + thermal (mono16 counts = 8-bit x 16 + 2000, normalised by the node's "
         "percentile window; or mono8) of the same size ("
         + ("a ckd_core.data.synth 'robot' sequence, 60 frames played back and forth"
