@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_track_speed.py                      # the shipped model
     .venv/bin/python benchmarks/bench_track_speed.py --preset ckd_tiny_mce  # random weights
     .venv/bin/python benchmarks/bench_track_speed.py --checkpoint F --frames 100 --threads 2
+    .venv/bin/python benchmarks/bench_track_speed.py --precision int8            # torch int8
+    .venv/bin/python benchmarks/bench_track_speed.py --checkpoint tiny_int8.onnx # ONNX Runtime
 
 Renders one synthetic 640x512 RGB + thermal sequence (100 frames by default) into memory
 first (not timed), then initialises the tracker on frame 0 and times every `update`:
@@ -37,7 +39,9 @@ from ckd_core.evaluation.speed import hardware_name, usable_cores
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="weights (.safetensors); default: the shipped model")
+    src.add_argument("--checkpoint", help="weights (.safetensors), or an exported .onnx file "
+                                          "(ONNX Runtime; `ckd export`); default: the "
+                                          "shipped model")
     src.add_argument("--preset", help="a preset's architecture with random weights")
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--width", type=int, default=640)
@@ -46,6 +50,9 @@ def parse_args() -> argparse.Namespace:
                    help="torch threads (default: every usable core)")
     p.add_argument("--warmup", type=int, default=3, help="dummy forwards before timing")
     p.add_argument("--seed", type=int, default=1, help="synthetic sequence seed")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="torch runtime arithmetic (default: the checkpoint's; an .onnx file "
+                        "carries its own)")
     p.add_argument("--authors-tracker", action="store_true",
                    help="no TRACKING/LOST state machine (as in benchmark runs)")
     return p.parse_args()
@@ -56,8 +63,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     spec = TrackerSpec.model(args.checkpoint, args.preset,
                              state_machine=not args.authors_tracker)
-    tracker = spec.build()
-    what = args.preset + " (random weights)" if args.preset else str(spec.checkpoint)
+    if spec.checkpoint is not None:
+        from ckd_core.tracking import Tracker
+
+        overrides = {"state_machine": not args.authors_tracker}
+        if args.precision:
+            overrides["precision"] = args.precision
+        tracker = Tracker.from_checkpoint(spec.checkpoint, tracker_overrides=overrides)
+    else:
+        tracker = spec.build()
+        if args.precision:
+            raise SystemExit("--precision applies to --checkpoint runs")
+    what = args.preset + " (random weights)" if args.preset else (
+        f"{spec.checkpoint} ({tracker.runtime}, {tracker.precision})")
     elim = tracker.model_cfg.elimination
     print(f"model: {what}; elimination {'on (' + elim.mode + ')' if elim.enabled else 'off'}"
           f"; template {tracker.model_cfg.template_size}, search "

@@ -53,17 +53,18 @@ WARN_THROTTLE_S = 5.0
 
 def build_tracker(settings: P.Settings):
     """The real Tracker for these settings: the checkpoint's own tracker section, with the
-    node's thresholds and reference camera in place of its values."""
-    import torch
+    node's thresholds and reference camera in place of its values (and its precision, when
+    the precision or fp16 parameter asks for one)."""
     from ckd_core.tracking import Tracker
 
+    overrides = {"lost_threshold": settings.lost_threshold,
+                 "recover_threshold": settings.recover_threshold,
+                 "reference_camera": settings.reference_camera}
+    if settings.precision_override:
+        overrides["precision"] = settings.precision_override
     return Tracker.from_checkpoint(
         settings.checkpoint or None, device=P.resolve_device(settings.device),
-        dtype=torch.float16 if settings.fp16 else torch.float32,
-        elimination=settings.elimination_flag,
-        tracker_overrides={"lost_threshold": settings.lost_threshold,
-                           "recover_threshold": settings.recover_threshold,
-                           "reference_camera": settings.reference_camera})
+        elimination=settings.elimination_flag, tracker_overrides=overrides)
 
 
 class TrackerNode(Node):

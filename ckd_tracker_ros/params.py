@@ -33,7 +33,13 @@ class ParamSpec:
 PARAMS: dict[str, ParamSpec] = {
     "checkpoint": ParamSpec("", "str", "model checkpoint file; empty = the shipped default model"),
     "device": ParamSpec("cpu", "str", "where the model runs", allowed="cpu, cuda, cuda:N or auto"),
-    "fp16": ParamSpec(False, "bool", "half-precision inference (CUDA only)"),
+    "fp16": ParamSpec(False, "bool", "half-precision inference (CUDA only); the older "
+                      "spelling of precision fp16"),
+    "precision": ParamSpec("auto", "str", "inference arithmetic (benchmarks/results/"
+                           "fidelity_*.md says how close each stays to fp32)",
+                           allowed="auto (the checkpoint's own; an .onnx file carries its "
+                                   "own), fp32, bf16 (autocast), fp16 (autocast, CUDA), int8 "
+                                   "(CPU: dynamic int8 Linear layers, or an int8 .onnx file)"),
     "elimination": ParamSpec("auto", "str", "candidate elimination at inference",
                              allowed="auto (as the checkpoint's config says), on or off"),
     "qos_reliability": ParamSpec("best_effort", "str",
@@ -91,6 +97,7 @@ class Settings:
     checkpoint: str
     device: str
     fp16: bool
+    precision: str
     elimination: str
     qos_reliability: str
     qos_depth: int
@@ -109,6 +116,13 @@ class Settings:
     reference_camera: str
     publish_debug_image: bool
     label: str
+
+    @property
+    def precision_override(self) -> str | None:
+        """The tracker precision to force (None: the checkpoint's own)."""
+        if self.precision != "auto":
+            return self.precision
+        return "fp16" if self.fp16 else None
 
     @property
     def elimination_flag(self) -> bool | None:
@@ -170,7 +184,16 @@ def _check_values(s: Settings) -> None:
         _fail("device", s.device, PARAMS["device"].allowed)
     if s.fp16 and s.device == "cpu":
         _fail("fp16", True, "false with device 'cpu' (half precision needs CUDA)")
+    if s.precision == "fp16" and s.device == "cpu":
+        _fail("precision", s.precision, "not fp16 with device 'cpu' (half precision needs "
+              "CUDA; bf16 runs on the CPU)")
+    if s.precision == "int8" and s.device.startswith("cuda"):
+        _fail("precision", s.precision, f"not int8 with device '{s.device}' (int8 runs on "
+              f"the CPU; use fp16 or bf16 on CUDA)")
+    if s.fp16 and s.precision not in ("auto", "fp16"):
+        _fail("fp16", True, f"false when precision is {s.precision!r} (give one of them)")
     choices = {"elimination": ("auto", "on", "off"),
+               "precision": ("auto", "fp32", "bf16", "fp16", "int8"),
                "qos_reliability": ("best_effort", "reliable"),
                "thermal_normalization": ("percentile", "fixed"),
                "reference_camera": ("rgb", "thermal")}

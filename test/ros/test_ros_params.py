@@ -27,6 +27,10 @@ def test_integers_are_accepted_for_numbers():
     ({"device": "gpu"}, "'device' = 'gpu' is not allowed: expected cpu, cuda, cuda:N or auto"),
     ({"fp16": True}, "'fp16'.*half precision needs CUDA"),
     ({"elimination": "yes"}, "'elimination'.*auto or on or off"),
+    ({"precision": "int4"}, "'precision' = 'int4'.*auto or fp32 or bf16 or fp16 or int8"),
+    ({"precision": "fp16"}, "'precision'.*half precision needs CUDA"),
+    ({"precision": "int8", "device": "cuda"}, "'precision'.*int8 runs on the CPU"),
+    ({"precision": "bf16", "fp16": True, "device": "cuda"}, "'fp16'.*give one of them"),
     ({"qos_reliability": "RELIABLE"}, "best_effort or reliable"),
     ({"qos_depth": 0}, "'qos_depth' = 0"),
     ({"slop": 0.0}, "'slop' = 0.0"),
@@ -43,6 +47,33 @@ def test_integers_are_accepted_for_numbers():
 def test_invalid_values_name_the_parameter(values, match):
     with pytest.raises(P.ParamError, match=match):
         P.parse(values)
+
+
+def test_precision_override():
+    assert P.parse({}).precision_override is None
+    assert P.parse({"precision": "int8"}).precision_override == "int8"
+    assert P.parse({"fp16": True, "device": "cuda"}).precision_override == "fp16"
+    assert P.parse({"fp16": True, "precision": "fp16",
+                    "device": "cuda"}).precision_override == "fp16"
+
+
+def test_build_tracker_applies_precision_and_runs_int8_onnx(tmp_path):
+    from ckd_core.model.checkpoint import load_model
+    from ckd_core.model.onnx_export import export_onnx
+    from ckd_core.tracking import Tracker
+    from ckd_core.tracking.default_model import default_checkpoint_path
+    from ckd_tracker_ros.node import build_tracker
+
+    t = build_tracker(P.parse({"precision": "int8", "lost_threshold": 0.2}))
+    assert (t.runtime, t.precision, t.cfg.lost_threshold) == ("torch", "int8", 0.2)
+    assert build_tracker(P.parse({})).precision == "fp32"
+    shipped = Tracker.from_checkpoint(None)
+    onnx = export_onnx(load_model(default_checkpoint_path()), shipped.config,
+                       tmp_path / "m_int8.onnx", precision="int8")
+    t = build_tracker(P.parse({"checkpoint": str(onnx)}))  # auto: the file's own int8
+    assert (t.runtime, t.precision) == ("onnxruntime", "int8")
+    with pytest.raises(ValueError, match="holds a int8 graph"):
+        build_tracker(P.parse({"checkpoint": str(onnx), "precision": "fp32"}))
 
 
 def test_cuda_devices_accepted():
