@@ -272,9 +272,9 @@ def main() -> None:
             "property of the code. Model = network forward on fixed 1-pair crops; track "
             "step = `Tracker.update` on a 640x512 RGB + thermal frame pair. Template cache "
             "is on in every track-step path except `fp32 no cache`; `int8 torchao` is model "
-            "only (the tracker's int8 is torch.ao); `ORT int8` = the exported graph with its weight "
-            "MatMuls quantised by ONNX Runtime (`ckd export --precision int8`). TensorRT: not "
-            "installed, not measured.",
+            "only (the tracker's int8 is torch.ao); `ORT int8` = the exported graph with its "
+            "weight MatMuls quantised by ONNX Runtime (`ckd export --precision int8`). "
+            "TensorRT: not installed, not measured.",
             "", "Models: " + "; ".join(labels) + ".", "", "## Machine", ""]
     for k in before:
         v = before[k] if k != "load average" else (f"{before[k]} at start; {after[k]} at "

@@ -158,7 +158,8 @@ def main() -> None:
             "points. One-step: the path restarts each frame from the fp32 tracker's previous "
             "box, so only that frame's numerics count (not part of the rule). "
             "NOTE: the shipped model is under-trained (SR 19.4 on its held-out benchmark, "
-            "see models/MODEL_CARD.md), so its peaks are flat and small numerical changes can move the box more than they would "
+            "see models/MODEL_CARD.md), so its peaks are flat and small numerical changes "
+            "can move the box more than they would "
             "for a well-trained model; re-run on a trained checkpoint before deciding.", "",
             ""] + lines + [
                 "", "## Per sequence", "",
