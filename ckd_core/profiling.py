@@ -46,8 +46,10 @@ class ProfileReport:
         lines = [
             f"preset        {self.preset}  (elimination {'on' if self.elimination else 'off'})",
             f"parameters    {self.parameters / 1e6:.2f} M",
-            f"MACs (thop)   {self.macs_thop / 1e9:.2f} G   (Linear/Conv/Norm, attention matmuls excluded)",
-            f"FLOPs (total) {self.flops_total / 1e9:.2f} G   (torch flop counter, attention included)",
+            f"MACs (thop)   {self.macs_thop / 1e9:.2f} G   "
+            "(Linear/Conv/Norm, attention matmuls excluded)",
+            f"FLOPs (total) {self.flops_total / 1e9:.2f} G   "
+            "(torch flop counter, attention included)",
             f"search tokens {' -> '.join(str(k) for k in self.kept_tokens)}",
         ]
         if self.latency_ms_median is not None:
