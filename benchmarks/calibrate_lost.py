@@ -13,7 +13,9 @@
    and those thresholds, and reports how often LOST is reported while the target is out of view, how
    often while it is visible and tracked, and how many frames re-acquisition takes after
    the target is back in view.
-Writes a markdown report and a score histogram (PNG) next to it.
+Writes a markdown report and a score histogram (PNG) next to it. With --store, the chosen
+thresholds are also written into the checkpoint's own tracker section (weights unchanged:
+ckd_core.model.checkpoint.set_tracker_settings), which is how the shipped model carries them.
 """
 
 from __future__ import annotations
@@ -44,8 +46,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--profile", default="mixed", choices=("mixed", "uav", "robot"),
                    help="target sizes: UAV-like (small), ground-robot-like or both")
     p.add_argument("--min-precision", type=float, default=0.95)
+    p.add_argument("--min-recall", type=float, default=0.2,
+                   help="the recover fallback keeps at least this share of on-target frames")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results/lost_thresholds.md")
+    p.add_argument("--store", action="store_true",
+                   help="write the chosen thresholds into the checkpoint's tracker section")
     return p.parse_args()
 
 
@@ -133,7 +139,7 @@ def main() -> None:
         print(f"calibration sequence {i}: {len(gt)} frames, "
               f"{int((~gt.any(axis=1)).sum())} out of view", flush=True)
     scores, labels = np.concatenate(all_scores), np.concatenate(all_labels)
-    choice = choose_thresholds(scores, labels, args.min_precision)
+    choice = choose_thresholds(scores, labels, args.min_precision, args.min_recall)
     print(choice, flush=True)
 
     n_absent = n_absent_lost = n_on = n_on_lost = 0
@@ -187,8 +193,12 @@ def main() -> None:
         "",
         f"- lost_threshold = **{choice.lost_threshold:.3f}** (best balanced accuracy, "
         f"{choice.balanced_accuracy:.3f})",
-        f"- recover_threshold = **{choice.recover_threshold:.3f}** (smallest cut with >= "
-        f"{args.min_precision:.0%} of frames above it on target: {choice.recover_precision:.3f})",
+        f"- recover_threshold = **{choice.recover_threshold:.3f}** "
+        + (f"(smallest cut with >= {args.min_precision:.0%} of frames above it on target: "
+           f"{choice.recover_precision:.3f})" if not choice.recover_fallback else
+           f"(no cut reaches {args.min_precision:.0%} of frames on target: fallback = the "
+           f"most precise cut keeping >= {args.min_recall:.0%} of the on-target frames, "
+           f"precision {choice.recover_precision:.3f})"),
         "",
         f"![score histogram]({png.name})",
         "",
@@ -206,6 +216,12 @@ def main() -> None:
     ]
     out.write_text("\n".join(lines))
     print(f"report: {out}\nplot: {png}")
+    if args.store:
+        from ckd_core.model.checkpoint import set_tracker_settings
+        set_tracker_settings(ckpt, lost_threshold=round(choice.lost_threshold, 3),
+                             recover_threshold=round(choice.recover_threshold, 3))
+        print(f"stored lost_threshold {choice.lost_threshold:.3f}, recover_threshold "
+              f"{choice.recover_threshold:.3f} in {ckpt}")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,29 @@ def test_fp16_storage(tmp_path, tiny_cfg, tiny_model):
     assert next(model.parameters()).dtype == torch.float32
 
 
+def test_set_tracker_settings_rewrites_only_the_tracker_section(tmp_path, tiny_cfg):
+    from ckd_core.config import ConfigError
+
+    model = build_inference_model(tiny_cfg.model)
+    path = ck.save_checkpoint(model, tiny_cfg, tmp_path / "m.safetensors",
+                              extra={"stage": 2, "step": 7}, dtype=torch.float16)
+    before = ck.read_checkpoint_meta(path)
+    ck.set_tracker_settings(path, lost_threshold=0.3, recover_threshold=0.6)
+    after = ck.read_checkpoint_meta(path)
+    tracker = json.loads(after["config"])["tracker"]
+    assert (tracker["lost_threshold"], tracker["recover_threshold"]) == (0.3, 0.6)
+    for key in ("content_sha256", "storage_dtype", "extra", "kind"):
+        assert after[key] == before[key], key
+    old, new = json.loads(before["config"]), json.loads(after["config"])
+    old.pop("tracker"), new.pop("tracker")
+    assert old == new  # model, data and train sections untouched
+    with pytest.raises(ValueError, match="unknown tracker setting.*frobnicate"):
+        ck.set_tracker_settings(path, frobnicate=1)
+    with pytest.raises(ConfigError, match="recover_threshold"):
+        ck.set_tracker_settings(path, lost_threshold=0.7, recover_threshold=0.2)
+    assert ck.read_checkpoint_meta(path) == after  # a refused change writes nothing
+
+
 def _data_offset(path) -> int:
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))

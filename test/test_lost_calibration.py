@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from ckd_core.tracking.lost_calibration import (NEGATIVE, POSITIVE, UNUSED, best_lost_threshold,
+from ckd_core.tracking.lost_calibration import (NEGATIVE, POSITIVE, UNUSED,
+                                                best_lost_threshold, best_precision_threshold,
                                                 choose_thresholds, label_frames,
                                                 recover_threshold)
 
@@ -55,6 +56,32 @@ def test_recover_threshold_precision_by_hand():
     # nothing precise enough -> 1.0 (never re-acquire on score alone)
     cut, prec = recover_threshold([0.9, 0.8], [N, P], lower=0.0, min_precision=0.9)
     assert cut == 1.0 and np.isnan(prec)
+
+
+def test_best_precision_threshold_by_hand():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]
+    labels = [N, P, N, P, P]
+    # >= 0.9: 0/1 (recall 0/3); >= 0.8: 1/2 (1/3); >= 0.7: 1/3 (1/3); >= 0.6: 2/4 (2/3);
+    # >= 0.5: 3/5 (3/3)
+    assert best_precision_threshold(scores, labels, lower=0.5, min_recall=0.2) == (0.5, 0.6)
+    # from 0.55: 0.8 and 0.6 tie at 1/2 -> the lower cut
+    assert best_precision_threshold(scores, labels, lower=0.55, min_recall=0.2) == (0.6, 0.5)
+    # recall >= 0.5 rules out 0.8 and 0.7 (1/3 each)
+    assert best_precision_threshold(scores, labels, lower=0.55, min_recall=0.5) == (0.6, 0.5)
+    # no cut from 0.85 keeps a positive: (lower, precision at lower)
+    assert best_precision_threshold(scores, labels, lower=0.85, min_recall=0.2) == (0.85, 0.0)
+
+
+def test_choose_thresholds_falls_back_when_precision_is_unreachable():
+    # a distractor scores as high as the target: no cut reaches 95% precision
+    c = choose_thresholds([0.9, 0.8, 0.7, 0.6, 0.5, 0.1], [N, P, N, P, P, N],
+                          min_precision=0.95, min_recall=0.2)
+    # lost: cut 0.5 -> TPR 1, TNR 1/3 -> 2/3; cut 0.6 -> 2/3, 1/3 -> 1/2; cut 0.8 -> 1/3,
+    # 2/3 -> 1/2; cut 0.9 -> 0, 2/3 -> 1/3; cut 0.1 -> 1, 0 -> 1/2: 0.5 wins.
+    assert c.lost_threshold == 0.5
+    assert c.recover_fallback and (c.recover_threshold, c.recover_precision) == (0.5, 0.6)
+    ok = choose_thresholds([0.6, 0.7, 0.8, 0.1, 0.2, 0.65], [P, P, P, N, N, N])
+    assert not ok.recover_fallback
 
 
 def test_choose_thresholds_orders_and_counts():

@@ -331,6 +331,38 @@ def _check_plain(obj: Any, where: str) -> None:
                     f"dicts/lists/tuples of them are allowed{hint}")
 
 
+def set_tracker_settings(path: str | os.PathLike, out: str | os.PathLike | None = None,
+                         **fields: Any) -> Path:
+    """Rewrite a checkpoint with fields of its config's tracker section changed (e.g. measured
+    LOST thresholds: `set_tracker_settings(p, lost_threshold=0.3, recover_threshold=0.5)`);
+    the weights, their storage dtype and content hash, and `extra` stay as they are. Writes
+    `out` (default: in place, atomically) and returns its path. Unknown or invalid fields
+    are errors naming them."""
+    import dataclasses
+
+    from ckd_core.config import from_dict
+
+    meta = read_checkpoint_meta(path)
+    if meta is None:
+        raise CheckpointError(f"{path} is not a ckd-tracker checkpoint")
+    cfg = from_dict(json.loads(meta["config"]))
+    known = {f.name for f in dataclasses.fields(cfg.tracker)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unknown tracker setting(s): {', '.join(unknown)}")
+    cfg = cfg.replace(**{f"tracker.{k}": v for k, v in fields.items()})
+    cfg.tracker.validate("tracker")
+    model = load_model(path, device="cpu")
+    stored = {getattr(torch, d) for d in meta.get("storage_dtype", "").split(",") if d}
+    dtype = stored.pop() if len(stored) == 1 else None
+    extra = json.loads(meta.get("extra") or "{}")
+    written = save_checkpoint(model, cfg, out or path, extra=extra, dtype=dtype)
+    new = read_checkpoint_meta(written)
+    if new["content_sha256"] != meta["content_sha256"]:  # the weights must not change
+        raise CheckpointError(f"{written}: weights changed while rewriting the config")
+    return written
+
+
 def save_training_state(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     """Atomically `torch.save` optimizer / scheduler / RNG / step state (plain data only)."""
     state = dict(state)

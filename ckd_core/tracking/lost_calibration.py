@@ -13,7 +13,10 @@ Then
   strictly below the cut, as in the tracker);
 - `recover_threshold` = the smallest cut >= lost_threshold above which at least
   `min_precision` of the frames are positives (re-acquiring on a distractor costs more than
-  re-acquiring a few frames late); 1.0 when no cut reaches it.
+  re-acquiring a few frames late). When no cut reaches it (a model that scores distractors
+  as high as the target), the fallback is the cut >= lost_threshold with the highest
+  precision among those that still keep `min_recall` of the on-target frames above them
+  (`best_precision_threshold`): a recover threshold of 1.0 would never re-acquire at all.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class ThresholdChoice:
     recover_precision: float  # positives among frames scoring >= recover_threshold
     positives: int
     negatives: int
+    recover_fallback: bool = False  # min_precision not reachable: best_precision_threshold
 
 
 def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -104,9 +108,37 @@ def recover_threshold(scores, labels, lower: float, min_precision: float = 0.95
     return 1.0, float((y[top] == POSITIVE).mean()) if top.any() else float("nan")
 
 
-def choose_thresholds(scores, labels, min_precision: float = 0.95) -> ThresholdChoice:
+def best_precision_threshold(scores, labels, lower: float, min_recall: float = 0.2
+                             ) -> tuple[float, float]:
+    """(cut, precision): among cuts >= lower (the observed scores) that keep at least
+    `min_recall` of the positive frames at or above them, the one with the highest
+    precision; ties go to the lowest cut. (lower, precision at lower) when no observed
+    score >= lower keeps that many."""
+    s, y = _check(scores, labels)
+    if not 0 <= min_recall <= 1:
+        raise ValueError(f"min_recall must be in [0, 1], got {min_recall}")
+    pos = y == POSITIVE
+    best = None
+    for cut in np.unique(s[s >= lower]):
+        above = s >= cut
+        if pos[above].sum() < min_recall * pos.sum():
+            break  # higher cuts keep even fewer
+        prec = float(pos[above].mean())
+        if best is None or prec > best[1]:
+            best = (float(cut), prec)
+    if best is None:
+        above = s >= lower
+        return float(lower), float(pos[above].mean()) if above.any() else float("nan")
+    return best
+
+
+def choose_thresholds(scores, labels, min_precision: float = 0.95,
+                      min_recall: float = 0.2) -> ThresholdChoice:
     s, y = _check(scores, labels)
     lost, bacc = best_lost_threshold(s, y)
     rec, prec = recover_threshold(s, y, lost, min_precision)
+    fallback = not prec >= min_precision  # also NaN: nothing scored 1.0
+    if fallback:
+        rec, prec = best_precision_threshold(s, y, lost, min_recall)
     return ThresholdChoice(lost, max(rec, lost), bacc, prec, int((y == POSITIVE).sum()),
-                           int((y == NEGATIVE).sum()))
+                           int((y == NEGATIVE).sum()), fallback)
