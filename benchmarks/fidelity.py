@@ -157,8 +157,8 @@ def main() -> None:
             f"{AGREEMENT_IOU} against the fp32 box AND an SR change within +-{MAX_SR_CHANGE} "
             "points. One-step: the path restarts each frame from the fp32 tracker's previous "
             "box, so only that frame's numerics count (not part of the rule). "
-            "NOTE: the shipped model is under-trained (SR 19.4 on its held-out benchmark, "
-            "see models/MODEL_CARD.md), so its peaks are flat and small numerical changes "
+            "NOTE: the shipped model is under-trained (see models/MODEL_CARD.md), so its "
+            "peaks are flat and small numerical changes "
             "can move the box more than they would "
             "for a well-trained model; re-run on a trained checkpoint before deciding.", "",
             ""] + lines + [
