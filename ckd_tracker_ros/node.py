@@ -28,6 +28,7 @@ from typing import Any, Callable
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -180,6 +181,8 @@ class TrackerNode(Node):
             try:
                 self._process(item)
             except Exception as e:  # noqa: BLE001 - the node must survive anything
+                if not self.context.ok():
+                    return  # shutting down (Ctrl-C): the publishers' context is gone
                 self._frames_rejected += 1
                 self._log.error(f"frame skipped: {type(e).__name__}: {e}",
                                 throttle_duration_sec=WARN_THROTTLE_S)
@@ -378,6 +381,8 @@ class TrackerNode(Node):
         return h
 
     def _heartbeat(self) -> None:
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C) between the timer firing and this call
         quiet = self._last_done is None or time.monotonic() - self._last_done > 1.0
         if quiet:
             self._fps = 0.0
@@ -444,6 +449,11 @@ def main(args=None) -> int:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except _rclpy.RCLError:  # rclpy's error type for a failed rcl call
+            # A shutdown (Ctrl-C) can invalidate the context between a check and a publish:
+            # that is a clean stop. The same error while the context is fine is real.
+            if node.context.ok():
+                raise
         finally:
             node.destroy_node()
         return 0

@@ -406,3 +406,47 @@ def test_missing_checkpoint_is_a_clear_startup_error(tmp_path):
     assert len(fatal) == 1, out
     assert "cannot start" in fatal[0] and str(missing) in fatal[0] and \
         "does not exist" in fatal[0]
+
+
+def test_shutdown_between_timer_and_publish_is_a_clean_stop(tiny_checkpoint, monkeypatch):
+    """Ctrl-C shuts the context down; a heartbeat that fires after that must not raise
+    (CI once saw `RCLError: publisher's context is invalid` turn a clean SIGINT into exit
+    code 1), and main() treats that error during shutdown as a clean stop."""
+    from rclpy.context import Context
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+    import ckd_tracker_ros.node as node_module
+
+    path, _ = tiny_checkpoint
+    ctx = Context()
+    rclpy.init(context=ctx)
+    node = TrackerNode(namespace="/shutdown_race", context=ctx,
+                       parameter_overrides=[Parameter("checkpoint", value=path)])
+    try:
+        node._heartbeat()  # a normal beat publishes
+        ctx.shutdown()
+        node._heartbeat()  # after shutdown: returns quietly
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+    class ShutDownNode:
+        def __init__(self):
+            self.context = type("Ctx", (), {"ok": staticmethod(lambda: False)})()
+            self.destroyed = False
+
+        def destroy_node(self):
+            self.destroyed = True
+
+    made = []
+
+    def fake_node():
+        made.append(ShutDownNode())
+        return made[-1]
+
+    def spin(_node):
+        raise _rclpy.RCLError("Failed to publish: publisher's context is invalid")
+    monkeypatch.setattr(node_module, "TrackerNode", fake_node)
+    monkeypatch.setattr(node_module.rclpy, "spin", spin)
+    assert node_module.main(["--ros-args"]) == 0
+    assert made[0].destroyed
