@@ -36,8 +36,29 @@ class ConfigError(ValueError):
 TEMPLATE_RANGES = ("ALL", "CTR_POINT", "CTR_REC", "GT_BOX")
 ELIMINATION_MODES = ("mce", "ce")
 # Tracker arithmetic: fp32; bf16 / fp16 autocast (fp16 CUDA only); int8 = dynamic int8
-# Linear layers (CPU only, ckd_core.model.quantize).
+# Linear layers (CPU only, ckd_core.model.quantize), or an int8 ONNX graph.
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+# Who runs the network: torch, or ONNX Runtime on an exported graph (fp32 or int8 only).
+RUNTIMES = ("torch", "onnxruntime")
+ONNX_PRECISIONS = ("fp32", "int8")
+
+
+def check_precision(precision: str, device_type: str, runtime: str = "torch") -> None:
+    """ValueError naming the problem when `precision` cannot run on this device type
+    ("cpu" / "cuda") with this runtime; the one rule the Tracker and the profiler share."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if precision == "fp16" and device_type != "cuda":
+        raise ValueError("float16 inference is CUDA-only; use precision bf16 (or "
+                         "torch.bfloat16) on the CPU")
+    if precision == "int8" and device_type != "cpu":
+        raise ValueError(f"precision int8 (dynamic int8 Linear layers) runs on the CPU only; "
+                         f"on {device_type} use fp16 or bf16")
+    if runtime == "onnxruntime" and precision not in ONNX_PRECISIONS:
+        raise ValueError(f"precision {precision} is not available with the ONNX runtime "
+                         f"(exported graphs are fp32 or int8); use the torch runtime")
 
 
 @dataclass(frozen=True)
@@ -254,8 +275,19 @@ class TrackerConfig:
     saturated_level: float = 253.0  # mean intensity above which a frame counts as saturated
     frozen_frames: int = 3  # identical consecutive frames before a modality counts as frozen
     # Arithmetic of the forward (PRECISIONS). Which ones a device supports is checked when
-    # the Tracker is built (int8: CPU only; fp16: CUDA only; ONNX Runtime: fp32 only).
+    # the Tracker is built (`check_precision`: int8 CPU only, fp16 CUDA only, ONNX Runtime
+    # fp32 or int8).
     precision: str = "fp32"
+
+    def with_changes(self, **changes: Any) -> "TrackerConfig":
+        """A copy with single fields changed, validated like a config file; an unknown
+        field name is a ValueError naming it."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown tracker setting(s): {', '.join(sorted(unknown))}")
+        changed = dataclasses.replace(self, **changes)
+        changed.validate("tracker")
+        return changed
 
     def validate(self, path: str) -> None:
         _check(self.clip_margin >= 0, path, "clip_margin", self.clip_margin, ">= 0")

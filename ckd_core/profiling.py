@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ckd_core.config import ModelConfig
+from ckd_core.config import ModelConfig, check_precision
 from ckd_core.model import build_inference_model
 
 
@@ -130,8 +130,6 @@ def measure_latency(model: torch.nn.Module, inputs: tuple, runs: int = 20, warmu
 
 _PRECISION_WORDS = {"fp32": "float32", "bf16": "bfloat16 autocast",
                     "fp16": "float16 autocast", "int8": "int8 Linear layers"}
-PROFILE_PRECISIONS = tuple(_PRECISION_WORDS)
-PROFILE_RUNTIMES = ("torch", "onnxruntime")
 
 
 def latency_runner(model: torch.nn.Module, cfg: ModelConfig, precision: str = "fp32",
@@ -146,20 +144,10 @@ def latency_runner(model: torch.nn.Module, cfg: ModelConfig, precision: str = "f
     `elimination` fixed in the graph (None: the config's).
     """
     dev = torch.device(device)
-    if precision not in PROFILE_PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {', '.join(PROFILE_PRECISIONS)}")
-    if runtime not in PROFILE_RUNTIMES:
-        raise ValueError(f"runtime {runtime!r} is not one of {', '.join(PROFILE_RUNTIMES)}")
-    if precision == "fp16" and dev.type != "cuda":
-        raise ValueError("fp16 is CUDA-only; use bf16 or fp32 on the CPU")
-    if precision == "int8" and dev.type != "cpu":
-        raise ValueError("int8 (dynamic int8 Linear layers) runs on the CPU only")
+    check_precision(precision, dev.type, runtime)
     inputs = example_inputs(cfg, device=dev)
     model = model.float().eval()
     if runtime == "onnxruntime":
-        if precision not in ("fp32", "int8"):
-            raise ValueError(f"precision {precision} is not available with the ONNX runtime "
-                             f"(exported graphs are fp32 or int8)")
         if workdir is None:
             raise ValueError("the ONNX runtime needs a workdir for the exported graph")
         from pathlib import Path

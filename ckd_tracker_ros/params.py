@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ckd_core.config import PRECISIONS
+
 
 class ParamError(ValueError):
     """A parameter value is not allowed (the message names it and what is allowed)."""
@@ -193,7 +195,7 @@ def _check_values(s: Settings) -> None:
     if s.fp16 and s.precision not in ("auto", "fp16"):
         _fail("fp16", True, f"false when precision is {s.precision!r} (give one of them)")
     choices = {"elimination": ("auto", "on", "off"),
-               "precision": ("auto", "fp32", "bf16", "fp16", "int8"),
+               "precision": ("auto", *PRECISIONS),
                "qos_reliability": ("best_effort", "reliable"),
                "thermal_normalization": ("percentile", "fixed"),
                "reference_camera": ("rgb", "thermal")}

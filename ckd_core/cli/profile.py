@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ckd_core.cli import CLIError
-
+from ckd_core.config import PRECISIONS, RUNTIMES, check_precision
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,11 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="profile these weights (our format) instead of random")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--precision", "--dtype", dest="precision", default="fp32",
-                   choices=["fp32", "bf16", "fp16", "int8"],
+                   choices=PRECISIONS,
                    help="latency arithmetic, as the Tracker runs it: fp32, bf16 / fp16 "
                         "autocast (fp16: CUDA), int8 dynamic Linear layers (CPU); --dtype is "
                         "the older name")
-    p.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="time the torch model or its ONNX export in ONNX Runtime (fp32 / "
                         "int8)")
     p.add_argument("--elimination", choices=["config", "on", "off", "both"], default="config",
@@ -40,13 +40,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CLIError(f"--device {args.device} requested but CUDA is not available here")
-    if args.precision == "fp16" and not args.device.startswith("cuda"):
-        raise CLIError("--precision fp16 is CUDA-only; use bf16 or fp32 on the CPU")
-    if args.precision == "int8" and args.device != "cpu":
-        raise CLIError("--precision int8 (dynamic int8 Linear layers) runs on the CPU only")
-    if args.runtime == "onnxruntime" and args.precision not in ("fp32", "int8"):
-        raise CLIError(f"--runtime onnxruntime runs fp32 or int8 graphs, not "
-                       f"{args.precision}")
+    try:
+        check_precision(args.precision, args.device.split(":")[0], args.runtime)
+    except ValueError as e:
+        raise CLIError(f"--precision {args.precision} / --runtime {args.runtime}: {e}") from None
     model = None
     if args.checkpoint:
         from ckd_core.model.checkpoint import load_model

@@ -346,12 +346,7 @@ def set_tracker_settings(path: str | os.PathLike, out: str | os.PathLike | None 
     if meta is None:
         raise CheckpointError(f"{path} is not a ckd-tracker checkpoint")
     cfg = from_dict(json.loads(meta["config"]))
-    known = {f.name for f in dataclasses.fields(cfg.tracker)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ValueError(f"unknown tracker setting(s): {', '.join(unknown)}")
-    cfg = cfg.replace(**{f"tracker.{k}": v for k, v in fields.items()})
-    cfg.tracker.validate("tracker")
+    cfg = dataclasses.replace(cfg, tracker=cfg.tracker.with_changes(**fields))
     model = load_model(path, device="cpu")
     stored = {getattr(torch, d) for d in meta.get("storage_dtype", "").split(",") if d}
     dtype = stored.pop() if len(stored) == 1 else None

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ckd_core.config import CKDConfig, to_dict
+from ckd_core.config import ONNX_PRECISIONS, CKDConfig, to_dict
 from ckd_core.model.ckd import CKDInference
 
 ONNX_OPSET = 17
@@ -49,7 +49,6 @@ OUTPUT_NAMES = ("score_map", "size_map", "offset_map", "keep_index_rgb", "keep_i
 MAP_NAMES = OUTPUT_NAMES[:3]
 META_CONFIG, META_ELIMINATION, META_SOURCE = "ckd_config", "ckd_elimination", "ckd_source"
 META_PRECISION = "ckd_precision"
-ONNX_PRECISIONS = ("fp32", "int8")
 
 
 class _ExportWrapper(nn.Module):

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ckd_core.config import CKDConfig, from_dict
+from ckd_core.config import ONNX_PRECISIONS, CKDConfig, from_dict
 from ckd_core.model.onnx_export import (INPUT_NAMES, META_CONFIG, META_ELIMINATION,
-                                        META_PRECISION, ONNX_PRECISIONS, OUTPUT_NAMES)
+                                        META_PRECISION, OUTPUT_NAMES)
 
 
 def make_session(path: str | Path, device: str | torch.device = "cpu",

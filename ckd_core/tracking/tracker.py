@@ -47,7 +47,8 @@ import numpy as np
 import torch
 
 from ckd_core.boxes import clip_xywh, validate_xywh
-from ckd_core.config import CKDConfig, ModelConfig, TrackerConfig
+from ckd_core.config import (RUNTIMES, CKDConfig, ModelConfig, TrackerConfig,
+                              check_precision)
 from ckd_core.crops import box_in_crop, sample_target
 from ckd_core.imaging import normalize_crop, to_three_channels
 from ckd_core.model.ckd import CKDInference
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from ckd_core.tracking.onnx_runtime import OnnxRuntimeModel
 
 MODALITIES = ("rgb", "thermal")
-RUNTIMES = ("torch", "onnxruntime")
 _DTYPE_PRECISION = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -199,18 +199,9 @@ class Tracker:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device} requested but CUDA is not available")
         self.precision = _resolve_precision(config.tracker.precision, dtype)
-        if self.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("float16 inference is CUDA-only; use precision bf16 (or "
-                             "torch.bfloat16) on the CPU")
-        if self.precision == "int8" and self.device.type != "cpu":
-            raise ValueError(f"precision int8 (dynamic int8 Linear layers) runs on the CPU "
-                             f"only; on {self.device} use fp16 or bf16")
         self.runtime = getattr(model, "runtime", "torch")
+        check_precision(self.precision, self.device.type, self.runtime)
         if self.runtime == "onnxruntime":
-            if self.precision not in ("fp32", "int8"):
-                raise ValueError(f"precision {self.precision} is not available with the ONNX "
-                                 f"runtime (exported graphs are fp32 or int8); use the torch "
-                                 f"runtime")
             if self.precision != model.precision:
                 raise ValueError(f"precision {self.precision} asked for, but {model.path} "
                                  f"holds a {model.precision} graph; export one with `ckd "
@@ -287,13 +278,7 @@ class Tracker:
             model = load_model(path, device="cpu")  # verifies the content hash
         tcfg = tracker_config if tracker_config is not None else cfg.tracker
         if tracker_overrides:
-            import dataclasses
-
-            unknown = set(tracker_overrides) - {f.name for f in dataclasses.fields(tcfg)}
-            if unknown:
-                raise ValueError(f"unknown tracker setting(s): {', '.join(sorted(unknown))}")
-            tcfg = dataclasses.replace(tcfg, **tracker_overrides)
-            tcfg.validate("tracker")
+            tcfg = tcfg.with_changes(**tracker_overrides)
         cfg = CKDConfig(name=cfg.name, model=cfg.model, data=cfg.data, train=cfg.train,
                         tracker=tcfg)
         return cls(model, cfg, device=device, dtype=dtype, elimination=elimination)
