@@ -34,6 +34,9 @@ import torch  # noqa: E402
 
 from ckd_core.evaluation.speed import describe_machine  # noqa: E402
 
+# the sibling benchmark module (a script's own folder is first on the import path)
+from bench_inference import time_interleaved  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = {"CKD two students, 2 x 320 tokens": (2, 320), "plain ViT-B image, 1 x 197": (1, 197)}
 
@@ -56,20 +59,6 @@ def build_paths(blocks: torch.nn.Module, compile_too: bool) -> dict:
         paths["fp32 torch.compile"] = torch.compile(copy.deepcopy(blocks))
         paths["bf16 torch.compile"] = autocast(torch.compile(copy.deepcopy(blocks)))
     return paths
-
-
-def time_interleaved(paths: dict, x: torch.Tensor, iters: int, warmup: int) -> dict:
-    names = list(paths)
-    times = {n: [] for n in names}
-    with torch.inference_mode():
-        for it in range(warmup + iters):
-            k = it % len(names)
-            for n in names[k:] + names[:k]:
-                t0 = time.perf_counter()
-                paths[n](x)
-                if it >= warmup:
-                    times[n].append(1000 * (time.perf_counter() - t0))
-    return times
 
 
 def main() -> None:
@@ -95,7 +84,9 @@ def main() -> None:
         for shape_name, (b, n) in SHAPES.items():
             x = torch.randn(b, n, 768)
             print(f"threads {threads}, {shape_name} ...", flush=True)
-            times = time_interleaved(paths, x, args.iters, args.warmup)
+            with torch.inference_mode():
+                times = time_interleaved({n: (lambda f=f: f(x)) for n, f in paths.items()},
+                                         args.iters, args.warmup)
             ref = statistics.median(times["fp32 eager"])
             for name, ts in times.items():
                 med = statistics.median(ts)

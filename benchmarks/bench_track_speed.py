@@ -63,6 +63,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     spec = TrackerSpec.model(args.checkpoint, args.preset,
                              state_machine=not args.authors_tracker)
+    if args.precision and spec.checkpoint is None:
+        raise SystemExit("--precision applies to --checkpoint runs")
     if spec.checkpoint is not None:
         from ckd_core.tracking import Tracker
 
@@ -72,8 +74,6 @@ def main() -> None:
         tracker = Tracker.from_checkpoint(spec.checkpoint, tracker_overrides=overrides)
     else:
         tracker = spec.build()
-        if args.precision:
-            raise SystemExit("--precision applies to --checkpoint runs")
     what = args.preset + " (random weights)" if args.preset else (
         f"{spec.checkpoint} ({tracker.runtime}, {tracker.precision})")
     elim = tracker.model_cfg.elimination

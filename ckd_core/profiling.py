@@ -159,8 +159,7 @@ def latency_runner(model: torch.nn.Module, cfg: ModelConfig, precision: str = "f
         graph = export_onnx(model.cpu(), CKDConfig(model=cfg), Path(workdir) / "model.onnx",
                             elimination=elimination, source="ckd profile",
                             precision=precision)
-        ort_model = OnnxRuntimeModel(graph, dev)
-        return (lambda *a, elimination=None: ort_model(*a)), inputs
+        return OnnxRuntimeModel(graph, dev), inputs  # checks `elimination` against the graph
     model = model.to(dev)
     if precision == "int8":
         from ckd_core.model.quantize import quantize_linear_int8

@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 
 from ckd_core.cli import CLIError
+from ckd_core.config import ONNX_PRECISIONS
 
 FORMATS = ("onnx",)
 
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx file")
     p.add_argument("--no-elimination", action="store_true",
                    help="export the dense model (default: elimination as the config says)")
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+    p.add_argument("--precision", choices=ONNX_PRECISIONS, default="fp32",
                    help="fp32 (default) or int8 (ONNX Runtime dynamic quantisation of the "
                         "weight MatMuls)")
     p.add_argument("--seed", type=int, default=0, help="random weights / check inputs seed")
