@@ -116,6 +116,7 @@ def run_size(ctx, width: int, height: int, n_pairs: int, warmup: int, checkpoint
     from ckd_tracker_ros.images import numpy_to_image
     from ckd_tracker_ros.msg import TrackerStatus
     from ckd_tracker_ros.node import TrackerNode, build_tracker
+    from ckd_tracker_ros.process import settle_process
     from ckd_tracker_ros.pairing import Item
     from ckd_tracker_ros.srv import InitTarget
 
@@ -148,6 +149,7 @@ def run_size(ctx, width: int, height: int, n_pairs: int, warmup: int, checkpoint
         params.append(Parameter("checkpoint", value=checkpoint))
     node = TrackerNode(tracker_factory=factory, namespace=ns, context=ctx,
                        parameter_overrides=params)
+    settle_process()  # as main() does after building the node
     tester = rclpy.create_node("overhead_tester", namespace=ns, context=ctx)
     pubs = [tester.create_publisher(Image, t, qos_profile_sensor_data)
             for t in ("rgb/image", "thermal/image")]

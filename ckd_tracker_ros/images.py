@@ -78,18 +78,27 @@ def _validate(msg) -> tuple[np.dtype, int]:
 
 
 def image_to_numpy(msg) -> np.ndarray:
-    """sensor_msgs/Image -> a new array (H, W) or (H, W, C) of the encoding's dtype, native
-    byte order, channels in the encoding's order. Raises ValueError naming the problem."""
+    """sensor_msgs/Image -> a READ-ONLY array (H, W) or (H, W, C) of the encoding's dtype,
+    native byte order, channels in the encoding's order. Raises ValueError naming the problem.
+
+    When the data is already in native byte order the array is a view of `msg.data` (rows
+    padded by `step` stay strided): no copy of the frame (6 MB for 1920x1080 rgb8, which
+    costs ~1 ms in fresh pages) - it keeps the message's buffer alive and cannot be written.
+    Otherwise (the other byte order) it is a converted copy, also read-only."""
     dtype, channels = _validate(msg)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    native = dtype.newbyteorder("=")
     if _BRIDGE is not None:
         arr = np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
-        return arr.astype(dtype.newbyteorder("="), copy=True)
-    wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
-    shape = (h, w) if channels == 1 else (h, w, channels)
-    strides = (step, channels * wire.itemsize) + ((wire.itemsize,) if channels > 1 else ())
-    view = np.ndarray(shape, dtype=wire, buffer=memoryview(msg.data).cast("B"), strides=strides)
-    return view.astype(dtype.newbyteorder("="), copy=True)
+    else:
+        wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+        shape = (h, w) if channels == 1 else (h, w, channels)
+        strides = (step, channels * wire.itemsize) + ((wire.itemsize,) if channels > 1 else ())
+        arr = np.ndarray(shape, dtype=wire, buffer=memoryview(msg.data).cast("B"),
+                         strides=strides)
+    arr = arr.astype(native, copy=False)  # a copy only when the byte order differs
+    arr.flags.writeable = False
+    return arr
 
 
 def compressed_to_numpy(msg) -> tuple[np.ndarray, str]:
@@ -234,7 +243,7 @@ class ThermalNormalizer:
             sample = sample[np.isfinite(sample)]
         if sample.size == 0:
             return self.current_window
-        lo, hi = np.percentile(sample, self.percentiles)
+        lo, hi = percentiles_of(sample, self.percentiles)
         if self._state is None:
             self._state = (float(lo), float(hi))
         else:
@@ -260,13 +269,56 @@ class ThermalNormalizer:
         span = max(float(hi) - float(lo), 1e-6)
         if image.dtype == np.uint16 and image.size >= 65536:
             # The same float32 formula on all 65536 levels, then one lookup per pixel: 12 ms
-            # -> 2 ms at 1920x1080 (five float passes and a NaN scan the counts cannot need;
-            # `take` is ~1.5x faster than fancy indexing).
+            # -> 2 ms at 1920x1080 (five float passes and a NaN scan the counts cannot need).
             levels = (np.arange(65536, dtype=np.float32) - np.float32(lo)) \
                 * np.float32(255.0 / span)
-            out = np.clip(levels, 0, 255).astype(np.uint8).take(image)
+            out = _lookup_rows(np.clip(levels, 0, 255).astype(np.uint8), image)
         else:
             scaled = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / span)
             scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
             out = np.clip(scaled, 0, 255).astype(np.uint8)
         return out
+
+
+# Rows per `take` call in `_lookup_rows`: the index block `take` converts to intp is then
+# ~1 MB at 1920 columns instead of 16 MB for the whole frame.
+_LOOKUP_ROWS = 64
+
+
+def _lookup_rows(table: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """`table[image]` for a uint16 (H, W) image and a 65536-entry table, a block of rows at
+    a time. `take` converts its whole index array to intp first: 16 MB of fresh memory per
+    1920x1080 frame, and first-touch page faults on it cost more than the lookup. Values
+    identical to `table.take(image)`."""
+    out = np.empty(image.shape, dtype=table.dtype)
+    for r in range(0, image.shape[0], _LOOKUP_ROWS):
+        # mode="clip" lets `take` write into `out` directly (mode="raise" buffers it); uint16
+        # indices into 65536 entries are always in range, so nothing is ever clipped.
+        table.take(image[r:r + _LOOKUP_ROWS], out=out[r:r + _LOOKUP_ROWS], mode="clip")
+    return out
+
+
+def percentiles_of(sample: np.ndarray, q) -> np.ndarray:
+    """`np.percentile(sample, q)` (its default linear method), equal to it bit for bit; for
+    8- and 16-bit integer samples computed from a histogram (one counting pass instead of a
+    partial sort: 0.7 -> 0.2 ms for the 130 k pixels sampled from a 1920x1080 frame)."""
+    q = np.asarray(q, dtype=np.float64)
+    if sample.dtype not in (np.uint8, np.uint16) or sample.size == 0:
+        return np.percentile(sample, q)
+    counts = np.bincount(sample.ravel(), minlength=256 if sample.dtype == np.uint8 else 0)
+    ends = np.cumsum(counts)  # ends[v] = how many samples are <= v
+    n = int(ends[-1])
+    # numpy's linear method: the value at fractional rank q/100 * (n - 1) between the two
+    # neighbouring order statistics, blended with its _lerp (which, for t >= 0.5, works
+    # from the upper neighbour so that t = 1 lands exactly on it).
+    rank = q / 100.0 * (n - 1)
+    below = np.floor(rank)
+    t = rank - below
+    below = below.astype(np.int64)
+    above = np.minimum(below + 1, n - 1)
+    a = np.searchsorted(ends, below, side="right").astype(np.float64)
+    b = np.searchsorted(ends, above, side="right").astype(np.float64)
+    diff = b - a
+    out = a + diff * t
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
+    return out

@@ -44,6 +44,7 @@ from ckd_tracker_ros.images import (ThermalNormalizer, message_to_numpy, numpy_t
                                     to_tracker_image)
 from ckd_tracker_ros.msg import TrackerStatus
 from ckd_tracker_ros.pairing import Item, PairMailbox, PairSubscriber, stamp_to_ns
+from ckd_tracker_ros.process import settle_process
 from ckd_tracker_ros.srv import InitTarget
 
 CAMERAS = ("rgb", "thermal")
@@ -445,6 +446,8 @@ def main(args=None) -> int:
             return 2
         except (KeyboardInterrupt, ExternalShutdownException):
             return 0  # Ctrl-C while the model was loading
+        rclpy.logging.get_logger("ckd_tracker").debug(
+            f"process settings: {', '.join(settle_process())}")
         try:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):

@@ -177,6 +177,8 @@ def _from_sequence(tools, args) -> int:
 
 def _play(args) -> int:
     from ckd_tracker_ros.bag_play import play
+    from ckd_tracker_ros.process import settle_process
+    settle_process()  # image-sized buffers reused, as in the node (ckd_tracker_ros/process.py)
     result = play(args.bag, rate=args.rate, lockstep=args.lockstep, node=args.node,
                   remap=parse_remaps(args.remap), reliable=args.reliable,
                   timeout_s=args.timeout, wait_s=args.wait, rgb_topic=args.rgb_topic,
@@ -186,6 +188,8 @@ def _play(args) -> int:
 
 def _eval(args) -> int:
     from ckd_tracker_ros.bag_eval import eval_bag
+    from ckd_tracker_ros.process import settle_process
+    settle_process()  # the player and the in-process node publish camera-sized images
     out = args.out or Path("bag_eval") / args.bag.name
     result = eval_bag(args.bag, checkpoint=args.checkpoint, out_dir=out,
                       lockstep=not args.realtime, rate=args.rate, device=args.device,

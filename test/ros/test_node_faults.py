@@ -448,5 +448,8 @@ def test_shutdown_between_timer_and_publish_is_a_clean_stop(tiny_checkpoint, mon
         raise _rclpy.RCLError("Failed to publish: publisher's context is invalid")
     monkeypatch.setattr(node_module, "TrackerNode", fake_node)
     monkeypatch.setattr(node_module.rclpy, "spin", spin)
+    settled = []  # process-wide settings must not reach the test process
+    monkeypatch.setattr(node_module, "settle_process", lambda: settled.append(1) or [])
     assert node_module.main(["--ros-args"]) == 0
+    assert settled == [1]  # main() applies them once the node is built
     assert made[0].destroyed

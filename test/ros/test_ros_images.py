@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from ckd_tracker_ros.images import (ThermalNormalizer, compressed_to_numpy, image_to_numpy,
-                                    message_to_numpy, numpy_to_image, to_rgb8,
-                                    to_tracker_image)
+                                    message_to_numpy, numpy_to_image, percentiles_of,
+                                    to_rgb8, to_tracker_image)
 
 
 def raw_msg(rows: list[bytes], width, encoding, step, bigendian=False):
@@ -112,6 +112,68 @@ def test_sixteen_bit_lookup_equals_the_float_formula():
     span = np.float32(255.0 / (50000.0 - 1234.5))
     want = np.clip((arr.astype(np.float32) - np.float32(1234.5)) * span, 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(norm.to_grey(arr), want)
+
+
+def test_native_order_image_is_a_read_only_view_of_the_message_data():
+    """No copy of the frame when nothing needs converting (6 MB per 1920x1080 rgb8 frame):
+    the array views the message's buffer, padded rows included, and cannot be written."""
+    rows = [bytes([1, 2, 3, 4, 5, 6]), bytes([7, 8, 9, 10, 11, 12])]
+    msg = raw_msg(rows, 2, "rgb8", step=8)
+    msg.data = bytearray(msg.data)  # a writable buffer, as rclpy's array.array is
+    arr = image_to_numpy(msg)
+    assert np.shares_memory(arr, np.frombuffer(msg.data, np.uint8))
+    assert not arr.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        arr[0, 0, 0] = 99
+    msg.data[8] = 70  # the view follows its buffer: row 1, pixel 0, red
+    assert arr[1, 0].tolist() == [70, 8, 9]
+
+
+def test_other_byte_order_is_converted_into_a_read_only_copy():
+    msg = raw_msg([struct.pack(">HH", 1000, 4000)], 2, "mono16", step=4, bigendian=True)
+    msg.data = bytearray(msg.data)
+    arr = image_to_numpy(msg)
+    assert arr.tolist() == [[1000, 4000]] and arr.dtype.isnative
+    assert not np.shares_memory(arr, np.frombuffer(msg.data, np.uint8))
+    assert not arr.flags.writeable
+
+
+def test_real_image_message_is_viewed_not_copied():
+    from sensor_msgs.msg import Image
+
+    frame = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    msg = numpy_to_image(frame, "rgb8")
+    assert isinstance(msg, Image)
+    arr = image_to_numpy(msg)
+    np.testing.assert_array_equal(arr, frame)
+    assert np.shares_memory(arr, np.frombuffer(msg.data, np.uint8))
+
+
+def test_percentiles_of_hand_worked():
+    s = np.array([40, 10, 30, 20], np.uint16)
+    # sorted 10 20 30 40; rank q/100 * 3: 25 % -> 0.75 -> 10 + 0.75 * 10; 50 % -> 1.5 -> 25;
+    # 0 % and 100 % are the ends.
+    np.testing.assert_array_equal(percentiles_of(s, (25.0, 50.0, 0.0, 100.0)),
+                                  [17.5, 25.0, 10.0, 40.0])
+    assert percentiles_of(np.array([7], np.uint8), (1.0, 99.0)).tolist() == [7.0, 7.0]
+
+
+def test_percentiles_of_equals_numpy_bit_for_bit():
+    """The histogram path must give np.percentile's exact float64 values (the thermal window
+    - and so every mapped pixel - must not depend on which path computed it)."""
+    rng = np.random.default_rng(11)
+    for trial in range(400):
+        dtype = np.uint8 if trial % 3 == 0 else np.uint16
+        top = 255 if dtype == np.uint8 else int(rng.choice([40, 3000, 65535]))
+        sample = rng.integers(0, top + 1, int(rng.integers(1, 5000))).astype(dtype)
+        if trial % 5 == 0:
+            sample = sample.reshape(1, -1)[:, ::2]  # a strided 2-D view, as sampled frames are
+        q = (float(rng.uniform(0, 50)), float(rng.choice([99.0, 100.0, rng.uniform(50, 100)])))
+        got, want = percentiles_of(sample, q), np.percentile(sample, q)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (trial, q)
+    floats = rng.normal(size=100).astype(np.float32)  # not integer counts: numpy itself
+    np.testing.assert_array_equal(percentiles_of(floats, (1.0, 99.0)),
+                                  np.percentile(floats, (1.0, 99.0)))
 
 
 @pytest.mark.parametrize("field,value,match", [
