@@ -7,7 +7,9 @@
 One process holds the real TrackerNode (shipped model, CPU, debug image off; spun by its own
 single-threaded executor, as `ros2 run` spins it) and a tester node (its own executor thread).
 The tracker the node builds is wrapped to record every `Tracker.update`'s own timings, so each
-pair's MODEL time (`TrackResult.timings['model']`, the network forward) is known exactly.
+pair's MODEL time (`TrackResult.timings['model']`, the network forward) is known exactly. After
+building the node the process is settled as the node's `main()` settles it
+(`ckd_tracker_ros.process.settle_process`: gc.freeze, glibc malloc keeping image buffers).
 
 Lock-step, one pair in flight: the tester publishes an rgb8 + thermal Image pair (pre-built:
 a synthetic sequence the model tracks; thermal as mono16 counts by default, so the node's
