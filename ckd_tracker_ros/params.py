@@ -76,9 +76,9 @@ PARAMS: dict[str, ParamSpec] = {
                                      runtime=True, allowed="0 <= low < high <= 100"),
     "thermal_smoothing": ParamSpec(0.9, "float", "weight of the past in the percentile "
                                    "window's moving average", runtime=True, allowed="(0, 1)"),
-    "lost_threshold": ParamSpec(0.519, "float", "score below which the target counts as lost",
+    "lost_threshold": ParamSpec(0.484, "float", "score below which the target counts as lost",
                                 runtime=True, allowed="[0, 1], <= recover_threshold"),
-    "recover_threshold": ParamSpec(0.62, "float", "score at or above which a lost target "
+    "recover_threshold": ParamSpec(0.705, "float", "score at or above which a lost target "
                                    "counts as found again", runtime=True,
                                    allowed="[lost_threshold, 1]"),
     "reference_camera": ParamSpec("rgb", "str", "whose pixels boxes and detection headers "
