@@ -305,7 +305,7 @@ def percentiles_of(sample: np.ndarray, q) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     if sample.dtype not in (np.uint8, np.uint16) or sample.size == 0:
         return np.percentile(sample, q)
-    counts = np.bincount(sample.ravel(), minlength=256 if sample.dtype == np.uint8 else 0)
+    counts = np.bincount(sample.ravel())
     ends = np.cumsum(counts)  # ends[v] = how many samples are <= v
     n = int(ends[-1])
     # numpy's linear method: the value at fractional rank q/100 * (n - 1) between the two

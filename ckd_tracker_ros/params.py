@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ckd_core.config import PRECISIONS
+from ckd_core.config import PRECISIONS, TrackerConfig
 
 
 class ParamError(ValueError):
@@ -76,11 +76,13 @@ PARAMS: dict[str, ParamSpec] = {
                                      runtime=True, allowed="0 <= low < high <= 100"),
     "thermal_smoothing": ParamSpec(0.9, "float", "weight of the past in the percentile "
                                    "window's moving average", runtime=True, allowed="(0, 1)"),
-    "lost_threshold": ParamSpec(0.484, "float", "score below which the target counts as lost",
+    # The shipped model's measured thresholds: one source, ckd_core's TrackerConfig defaults.
+    "lost_threshold": ParamSpec(TrackerConfig.lost_threshold, "float",
+                                "score below which the target counts as lost",
                                 runtime=True, allowed="[0, 1], <= recover_threshold"),
-    "recover_threshold": ParamSpec(0.705, "float", "score at or above which a lost target "
-                                   "counts as found again", runtime=True,
-                                   allowed="[lost_threshold, 1]"),
+    "recover_threshold": ParamSpec(TrackerConfig.recover_threshold, "float",
+                                   "score at or above which a lost target counts as found "
+                                   "again", runtime=True, allowed="[lost_threshold, 1]"),
     "reference_camera": ParamSpec("rgb", "str", "whose pixels boxes and detection headers "
                                   "refer to", allowed="rgb or thermal"),
     "publish_debug_image": ParamSpec(True, "bool", "publish ~/debug_image (only while it has "

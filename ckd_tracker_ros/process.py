@@ -19,8 +19,7 @@ def settle_process(tune_malloc: bool = True) -> list[str]:
 
     - `gc.freeze()`: the ~400 k objects that exist after start-up (torch, rclpy, the model)
       leave the cyclic garbage collector's generations, so its full collections - otherwise
-      pauses of 0.1 s and more at random frames on a 2-core CPU - only walk what was
-      created since.
+      long pauses at random frames - only walk what was created since.
     - glibc only (skipped elsewhere): buffers up to 32 MiB come from the heap and freed
       memory is kept for reuse (`mallopt` M_MMAP_THRESHOLD / M_TRIM_THRESHOLD / M_TOP_PAD).
       With glibc's defaults each image-sized buffer (a 1920x1080 rgb8 frame is 6 MB; rclpy,
