@@ -274,7 +274,8 @@ class ThermalNormalizer:
                 * np.float32(255.0 / span)
             out = _lookup_rows(np.clip(levels, 0, 255).astype(np.uint8), image)
         else:
-            scaled = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / span)
+            with np.errstate(over="ignore", invalid="ignore"):  # +-inf and NaN: mapped next
+                scaled = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / span)
             scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
             out = np.clip(scaled, 0, 255).astype(np.uint8)
         return out

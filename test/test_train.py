@@ -437,6 +437,36 @@ def test_synthetic_dataset_is_generated_once(data_root, tmp_path, monkeypatch):
         train_data.training_sequences(cfg.data.__class__(dataset="synthetic"))
 
 
+def test_a_bigger_synthetic_cache_starts_from_a_smaller_one(tmp_path, monkeypatch):
+    """Sequence i of a seed does not depend on the count: n=3 links n=2's two sequences and
+    renders only the third, and the result equals a fresh n=3 rendering byte for byte."""
+    from ckd_core.config import DataConfig
+
+    monkeypatch.setattr(train_data, "SYNTH_FRAMES", 12)
+    monkeypatch.setattr(train_data, "SYNTH_WIDTH", 160)
+    monkeypatch.setattr(train_data, "SYNTH_HEIGHT", 128)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    small = DataConfig(dataset="synthetic", synthetic_sequences=2, synthetic_seed=5)
+    big = DataConfig(dataset="synthetic", synthetic_sequences=3, synthetic_seed=5)
+    other_seed = DataConfig(dataset="synthetic", synthetic_sequences=1, synthetic_seed=6)
+    train_data.training_sequences(other_seed)  # same geometry, other seed: never reused
+    train_data.training_sequences(small)
+    assert len(train_data.training_sequences(big)) == 3
+    small_root, big_root = (train_data.default_synthetic_root(d) for d in (small, big))
+    fresh_root = tmp_path / "fresh"
+    train_data.training_sequences(DataConfig(dataset="synthetic", synthetic_sequences=3,
+                                             synthetic_seed=5, root=str(fresh_root)))
+    files = sorted(p.relative_to(fresh_root) for p in fresh_root.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(big_root) for p in big_root.rglob("*") if p.is_file())
+    for rel in files:
+        assert (big_root / rel).read_bytes() == (fresh_root / rel).read_bytes(), rel
+    linked = {rel.parts[0] for rel in files if (small_root / rel).is_file()
+              and (big_root / rel).stat().st_ino == (small_root / rel).stat().st_ino}
+    assert linked == {"synth_s5_0000", "synth_s5_0001"}  # the third was rendered
+    assert (big_root / "sequences.txt").read_text().split() == \
+        ["synth_s5_0000", "synth_s5_0001", "synth_s5_0002"]
+
+
 def test_synthetic_cache_keys_on_the_generator_version(tmp_path, monkeypatch):
     from ckd_core.config import DataConfig
     from ckd_core.data.synth import GENERATOR_VERSION

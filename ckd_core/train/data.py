@@ -10,8 +10,11 @@
   `<cache>/ckd-tracker/synthetic/seed<S>_n<N>_<W>x<H>_f<F>_g<G>` (`<cache>` = $XDG_CACHE_HOME
   or ~/.cache; G = `synth.GENERATOR_VERSION`, so a generator that renders differently never
   reuses stale data). A `.complete` marker holding the recipe is written last, so an
-  interrupted generation is redone and a folder made with another recipe is refused. In a process group rank 0 generates while the others
-  wait (and fail with it).
+  interrupted generation is redone and a folder made with another recipe is refused. Sequence
+  i of a seed does not depend on the count, so a cache folder with more sequences starts from
+  the largest complete one with the same recipe otherwise (hard links; a copy across file
+  systems) and renders only the new ones. In a process group rank 0 generates while the
+  others wait (and fail with it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from ckd_core.config import DataConfig
@@ -73,13 +77,14 @@ def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequen
                            "how many sequences to generate (e.g. --set "
                            "data.synthetic_sequences=40)")
     root = Path(data.root).expanduser() if data.root else default_synthetic_root(data)
+    reuse = [] if data.root else smaller_caches_of(root)
     recipe = {"seed": data.synthetic_seed, "count": data.synthetic_sequences,
               "frames": SYNTH_FRAMES, "width": SYNTH_WIDTH, "height": SYNTH_HEIGHT,
               "layout": SYNTH_LAYOUT, "generator": GENERATOR_VERSION}
     error: Exception | None = None
     if info is None or info.is_main:
         try:
-            ensure_synthetic(root, recipe)
+            ensure_synthetic(root, recipe, reuse=reuse)
         except (OSError, ValueError) as exc:
             error = exc
     # a collective: the other processes wait here, and learn if rank 0 failed
@@ -91,8 +96,57 @@ def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequen
     return list_sequences(SYNTH_LAYOUT, root)
 
 
-def ensure_synthetic(root: Path, recipe: dict) -> None:
-    """Generate the synthetic sequences of `recipe` in `root` unless already complete."""
+def smaller_caches_of(root: Path) -> list[Path]:
+    """Sibling cache folders of `root` that differ from it only in the count (`_n<N>_`)."""
+    prefix, sep, rest = root.name.partition("_n")
+    if not sep or "_" not in rest or not root.parent.is_dir():
+        return []
+    suffix = rest[rest.index("_"):]
+    return [p for p in root.parent.iterdir()
+            if p != root and p.is_dir() and p.name.startswith(prefix + "_n")
+            and p.name.endswith(suffix)]
+
+
+def _reusable(folder: Path, recipe: dict) -> int:
+    """How many of `recipe`'s sequences `folder` holds complete (0: none, or another recipe)."""
+    try:
+        found = json.loads((folder / COMPLETE_MARKER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0
+    if not isinstance(found, dict) or {**found, "count": recipe["count"]} != recipe:
+        return 0
+    count = found.get("count")
+    return count if isinstance(count, int) and 0 < count < recipe["count"] else 0
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """`dst` as a copy of the folder `src` whose files are hard links where possible."""
+    def link(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:  # another file system, or links not supported
+            shutil.copy2(s, d)
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def _progress_printer(total_frames: int):
+    """A `write_dataset` progress callback that prints a line at each further 10 % of frames."""
+    done, step, t0 = [0, 1], max(total_frames, 1) / 10, time.monotonic()
+
+    def report(frames: int) -> None:
+        done[0] += frames
+        if done[0] >= done[1] * step:
+            while done[0] >= done[1] * step:
+                done[1] += 1
+            print(f"  rendered {done[0]}/{total_frames} frames "
+                  f"({time.monotonic() - t0:.0f} s)", flush=True)
+    return report
+
+
+def ensure_synthetic(root: Path, recipe: dict, reuse: list[Path] | tuple = ()) -> None:
+    """Generate the synthetic sequences of `recipe` in `root` unless already complete. The
+    first sequences come from the largest complete folder in `reuse` made with the same recipe
+    but fewer sequences, when there is one (see the module docstring)."""
     marker = root / COMPLETE_MARKER
     if marker.is_file():
         try:
@@ -112,10 +166,20 @@ def ensure_synthetic(root: Path, recipe: dict) -> None:
         for p in ours:  # an interrupted generation: start over
             shutil.rmtree(p)
     root.mkdir(parents=True, exist_ok=True)
-    print(f"generating {recipe['count']} synthetic sequences in {root} ...", flush=True)
     specs = synth.make_benchmark_specs(recipe["seed"], recipe["count"],
                                        num_frames=recipe["frames"], width=recipe["width"],
                                        height=recipe["height"])
-    synth.write_dataset(specs, root, layout=recipe["layout"],
-                        workers=min(4, os.cpu_count() or 1))
+    have, source = max(((_reusable(p, recipe), p) for p in reuse), default=(0, None),
+                       key=lambda t: t[0])
+    if have:
+        print(f"reusing {have} synthetic sequences of {source} (same seed and recipe) ...",
+              flush=True)
+        for spec in specs[:have]:
+            _link_tree(source / spec.name, root / spec.name)
+    todo = specs[have:]
+    print(f"generating {len(todo)} synthetic sequences in {root} ...", flush=True)
+    synth.write_dataset(todo, root, layout=recipe["layout"],
+                        workers=min(4, os.cpu_count() or 1),
+                        progress=_progress_printer(sum(s.num_frames for s in todo)))
+    (root / "sequences.txt").write_text("".join(s.name + "\n" for s in specs))
     marker.write_text(json.dumps(recipe))

@@ -35,8 +35,12 @@ def test_soak_smoke_run_writes_a_sane_report(tmp_path):
         mode = r["mode"]
         assert 5 < r["wall_s"] < 30, mode
         assert 0 < r["frames_processed"] <= r["pairs_received"] <= r["pairs_published"], mode
-        # Every pair the node formed was processed once or dropped for a newer one.
-        assert abs(r["pairs_received"] - r["frames_processed"] - r["pairs_dropped"]) <= 1, r
+        # Every pair the node formed was processed once or dropped for a newer one (one may
+        # still be in flight), except a lock-step re-send of a pair the node had already
+        # processed (its answer was late on a loaded machine): that copy is skipped as the same
+        # pair again, neither processed nor dropped.
+        unaccounted = r["pairs_received"] - r["frames_processed"] - r["pairs_dropped"]
+        assert -1 <= unaccounted <= 1 + r["resends"], r
         assert r["frames_rejected"] == 0 and r["node_exit_code"] == 0, mode
         assert r["answers"] >= r["frames_processed"] - 2, mode
         e2e = r["e2e_ms"]
