@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from ckd_core.config import DataConfig
 from ckd_core.data.synth import GENERATOR_VERSION
@@ -77,7 +78,7 @@ def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequen
                            "how many sequences to generate (e.g. --set "
                            "data.synthetic_sequences=40)")
     root = Path(data.root).expanduser() if data.root else default_synthetic_root(data)
-    reuse = [] if data.root else smaller_caches_of(root)
+    reuse = [] if data.root else sibling_caches_of(root)
     recipe = {"seed": data.synthetic_seed, "count": data.synthetic_sequences,
               "frames": SYNTH_FRAMES, "width": SYNTH_WIDTH, "height": SYNTH_HEIGHT,
               "layout": SYNTH_LAYOUT, "generator": GENERATOR_VERSION}
@@ -96,22 +97,27 @@ def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequen
     return list_sequences(SYNTH_LAYOUT, root)
 
 
-def smaller_caches_of(root: Path) -> list[Path]:
-    """Sibling cache folders of `root` that differ from it only in the count (`_n<N>_`)."""
-    prefix, sep, rest = root.name.partition("_n")
-    if not sep or "_" not in rest or not root.parent.is_dir():
+def sibling_caches_of(root: Path) -> list[Path]:
+    """The other folders next to `root`: candidates for `ensure_synthetic(reuse=...)`, which
+    takes sequences only from one whose `.complete` recipe matches in all but the count."""
+    if not root.parent.is_dir():
         return []
-    suffix = rest[rest.index("_"):]
-    return [p for p in root.parent.iterdir()
-            if p != root and p.is_dir() and p.name.startswith(prefix + "_n")
-            and p.name.endswith(suffix)]
+    return [p for p in root.parent.iterdir() if p != root and p.is_dir()]
+
+
+def _read_marker(folder: Path):
+    """The recipe in `folder`'s `.complete` marker; None when unreadable; OSError when absent."""
+    try:
+        return json.loads((folder / COMPLETE_MARKER).read_text())
+    except json.JSONDecodeError:
+        return None
 
 
 def _reusable(folder: Path, recipe: dict) -> int:
     """How many of `recipe`'s sequences `folder` holds complete (0: none, or another recipe)."""
     try:
-        found = json.loads((folder / COMPLETE_MARKER).read_text())
-    except (OSError, json.JSONDecodeError):
+        found = _read_marker(folder)
+    except OSError:
         return 0
     if not isinstance(found, dict) or {**found, "count": recipe["count"]} != recipe:
         return 0
@@ -129,30 +135,13 @@ def _link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link)
 
 
-def _progress_printer(total_frames: int):
-    """A `write_dataset` progress callback that prints a line at each further 10 % of frames."""
-    done, step, t0 = [0, 1], max(total_frames, 1) / 10, time.monotonic()
-
-    def report(frames: int) -> None:
-        done[0] += frames
-        if done[0] >= done[1] * step:
-            while done[0] >= done[1] * step:
-                done[1] += 1
-            print(f"  rendered {done[0]}/{total_frames} frames "
-                  f"({time.monotonic() - t0:.0f} s)", flush=True)
-    return report
-
-
 def ensure_synthetic(root: Path, recipe: dict, reuse: list[Path] | tuple = ()) -> None:
     """Generate the synthetic sequences of `recipe` in `root` unless already complete. The
     first sequences come from the largest complete folder in `reuse` made with the same recipe
     but fewer sequences, when there is one (see the module docstring)."""
     marker = root / COMPLETE_MARKER
     if marker.is_file():
-        try:
-            found = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            found = None
+        found = _read_marker(root)
         if found == recipe:
             return
         raise DatasetError(f"{root} holds synthetic data made with {found}, not {recipe}; "
@@ -178,8 +167,8 @@ def ensure_synthetic(root: Path, recipe: dict, reuse: list[Path] | tuple = ()) -
             _link_tree(source / spec.name, root / spec.name)
     todo = specs[have:]
     print(f"generating {len(todo)} synthetic sequences in {root} ...", flush=True)
-    synth.write_dataset(todo, root, layout=recipe["layout"],
-                        workers=min(4, os.cpu_count() or 1),
-                        progress=_progress_printer(sum(s.num_frames for s in todo)))
+    with tqdm(total=sum(s.num_frames for s in todo), unit="frame", desc="synthetic data") as bar:
+        synth.write_dataset(todo, root, layout=recipe["layout"],
+                            workers=min(4, os.cpu_count() or 1), progress=bar.update)
     (root / "sequences.txt").write_text("".join(s.name + "\n" for s in specs))
     marker.write_text(json.dumps(recipe))
