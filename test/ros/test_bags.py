@@ -308,7 +308,9 @@ def test_eval_lockstep_equals_offline_tracker(ros, vtuav_bag, seq_dirs, tiny_che
     assert r["node_parameters"]["lost_threshold"] == tracker_cfg.lost_threshold
     assert r["frames"]["answered"] == FRAMES and r["frames"]["unanswered"] == 0
     assert r["node_counters"]["frames_processed"] == FRAMES
-    assert r["node_counters"]["pairs_dropped"] == 0
+    # Lock-step drops nothing, except that a pair re-sent because its answer was late (a
+    # loaded machine) can replace its own first copy before the node took it.
+    assert r["node_counters"]["pairs_dropped"] <= r["frames"]["resends"], r["frames"]
     assert r["scored_frames"] == 3 and r["scored_as"] == "vtuav"  # frames 0, 10, 20
     assert r["latency_ms"]["node"]["n"] == FRAMES - 1 and r["latency_ms"]["round_trip"]["p50"] > 0
     offline_score = score_boxes(index, rows)
