@@ -280,6 +280,9 @@ def test_export_cli_writes_and_checks(tmp_path, capsys):
     assert "int8" in text and "check: OK" in text and out8.stat().st_size < out.stat().st_size
     assert main(["export", "--preset", "ckd_tiny_mce", "--out", str(tmp_path / "x.pt")]) == 2
     assert "expected a .onnx" in capsys.readouterr().err
+    assert main(["export", "--preset", "ckd_tiny_mce", "--precision", "fp16", "--out",
+                 str(tmp_path / "x.onnx")]) == 2
+    assert "not offered for --format onnx" in capsys.readouterr().err
 
 
 def test_export_refuses_gt_box_elimination(tmp_path):

@@ -156,6 +156,46 @@ def test_stage1_trains_every_branch_and_writes_checkpoints(stage1_run):
     assert any(paths.tensorboard.glob("events.out.tfevents.*"))
 
 
+def test_export_a_training_checkpoint_as_the_trainer_exports_it(stage1_run, tmp_path, capsys):
+    """`ckd export --format safetensors` on the last training checkpoint gives the tensors of
+    the run's own inference.safetensors (same content hash); an earlier step gives that
+    step's students + head; fp16 halves the storage; wrong uses are CLI errors."""
+    _, result = stage1_run
+    paths = RunPaths(result.run_dir)
+    out = tmp_path / "last.safetensors"
+    assert ckd_main(["export", "--format", "safetensors", "--checkpoint",
+                     str(paths.model_file(8)), "--out", str(out)]) == 0
+    assert "content sha256" in capsys.readouterr().out
+    _, _, meta = load_checkpoint(out)
+    _, _, run_meta = load_checkpoint(paths.export)
+    assert meta["kind"] == "inference" and meta["content_sha256"] == run_meta["content_sha256"]
+    assert meta["extra"]["step"] == 8 and meta["extra"]["stage"] == 1
+    assert meta["extra"]["exported_from"]["file"] == "step_00000008.safetensors"
+
+    early = tmp_path / "step6.safetensors"
+    assert ckd_main(["export", "--format", "safetensors", "--checkpoint",
+                     str(paths.model_file(6)), "--out", str(early), "--precision", "fp16"]) == 0
+    weights6, _, _ = load_checkpoint(paths.model_file(6))
+    exported, _, meta6 = load_checkpoint(early)
+    assert meta6["storage_dtype"] == "float16" and meta6["extra"]["step"] == 6
+    assert set(exported) < set(weights6)  # no teachers, no per-modality heads
+    for k, v in exported.items():
+        want = weights6[k].to(torch.float16) if weights6[k].is_floating_point() else weights6[k]
+        assert v.dtype == want.dtype and torch.equal(v, want), k
+    assert out.stat().st_size > 1.9 * early.stat().st_size
+
+    for bad in (["--preset", "ckd_tiny"], ["--checkpoint", str(out), "--precision", "int8"],
+                ["--checkpoint", str(tmp_path / "missing.safetensors")],
+                ["--checkpoint", str(out), "--no-elimination"]):
+        assert ckd_main(["export", "--format", "safetensors", "--out",
+                         str(tmp_path / "x.safetensors"), *bad]) == 2
+    assert ckd_main(["export", "--format", "safetensors", "--checkpoint", str(out),
+                     "--out", str(tmp_path / "x.onnx")]) == 2
+    assert ckd_main(["export", "--format", "safetensors", "--checkpoint", str(out),
+                     "--out", str(out)]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_stage2_trains_only_the_fused_head_with_elimination(stage1_run, tmp_path):
     s1_cfg, s1 = stage1_run
     cfg = micro_cfg(Path(s1_cfg.data.root), preset="ckd_tiny_mce", **{

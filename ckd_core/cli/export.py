@@ -1,4 +1,5 @@
-"""`ckd export`: write the inference model (two students + fused head) as ONNX and check it.
+"""`ckd export`: write the inference model (two students + fused head) as ONNX and check it,
+or as a ckd-tracker checkpoint taken out of a training checkpoint.
 
     ckd export --format onnx --checkpoint models/ckd_tiny_synth.safetensors --out tiny.onnx
     ckd export --format onnx --preset ckd_vitb256_mce --out vitb.onnx   # random weights
@@ -15,6 +16,14 @@ with the fp32 PyTorch model the same way, but quantisation moves the maps by far
 10% of the kept search tokens differ (tracking fidelity is `benchmarks/fidelity.py`'s job).
 The file runs in the tracker with `Tracker.from_checkpoint("tiny.onnx")`.
 TensorRT is not offered: it is not installed in this environment.
+
+    ckd export --format safetensors --checkpoint runs/RUN/checkpoints/step_00000780.safetensors \
+        --out chosen.safetensors [--precision fp16]
+
+writes the students + fused head of any checkpoint (a training one: the teachers and the
+per-modality heads are dropped) exactly as the trainer exports `inference.safetensors` at the
+end of a run, so a checkpoint chosen on a validation set can be shipped. fp16 halves the
+storage.
 """
 
 from __future__ import annotations
@@ -26,22 +35,26 @@ from pathlib import Path
 from ckd_core.cli import CLIError
 from ckd_core.config import ONNX_PRECISIONS
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "safetensors")
+PRECISIONS = {"onnx": ONNX_PRECISIONS, "safetensors": ("fp32", "fp16")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="onnx", help="output format (onnx)")
+    p.add_argument("--format", choices=FORMATS, default="onnx", help="output format: onnx (default) or safetensors (a "
+                        "ckd-tracker inference checkpoint)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", type=Path, metavar="FILE",
-                     help="ckd-tracker weights (.safetensors); default: the shipped model")
+                     help="ckd-tracker weights (.safetensors; training or inference); "
+                          "default: the shipped model")
     src.add_argument("--preset", metavar="NAME",
                      help="a preset's architecture with RANDOM weights (speed checks, tests)")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx file")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx (or .safetensors) file")
     p.add_argument("--no-elimination", action="store_true",
                    help="export the dense model (default: elimination as the config says)")
-    p.add_argument("--precision", choices=ONNX_PRECISIONS, default="fp32",
-                   help="fp32 (default) or int8 (ONNX Runtime dynamic quantisation of the "
-                        "weight MatMuls)")
+    p.add_argument("--precision", choices=sorted(set(ONNX_PRECISIONS) | {"fp16"}),
+                   default="fp32",
+                   help="onnx: fp32 (default) or int8 (ONNX Runtime dynamic quantisation of "
+                        "the weight MatMuls); safetensors: fp32 (default) or fp16 storage")
     p.add_argument("--seed", type=int, default=0, help="random weights / check inputs seed")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest allowed |ORT - torch| on any map (default 1e-3)")
@@ -50,6 +63,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
+
+    if args.precision not in PRECISIONS[args.format]:
+        raise CLIError(f"--precision {args.precision} is not offered for --format {args.format} "
+                       f"(choose from {', '.join(PRECISIONS[args.format])})")
+    if args.format == "safetensors":
+        return _export_safetensors(args)
 
     from ckd_core.config import from_dict, load_config
     from ckd_core.model import build_inference_model
@@ -103,3 +122,37 @@ def run(args: argparse.Namespace) -> int:
             else "int8: maps must be finite, at most 10% of the kept tokens may differ")
     print("check: " + ("OK" if ok else "FAILED") + f" ({rule})")
     return 0 if ok else 1
+
+
+def _export_safetensors(args: argparse.Namespace) -> int:
+    import torch
+
+    from ckd_core.model.checkpoint import (CheckpointError, export_inference_checkpoint,
+                                           read_checkpoint_meta)
+    from ckd_core.tracking.default_model import default_checkpoint_path
+
+    if args.preset:
+        raise CLIError("--format safetensors exports trained weights: give --checkpoint (a "
+                       "preset would give random weights)")
+    if args.no_elimination:
+        raise CLIError("--no-elimination is an ONNX graph option; a checkpoint keeps its "
+                       "config (switch elimination in the tracker config instead)")
+    if args.out.suffix.lower() != ".safetensors":
+        raise CLIError(f"--out {args.out}: expected a .safetensors file name")
+    path = Path(args.checkpoint or default_checkpoint_path())
+    if not path.is_file():
+        raise CLIError(f"--checkpoint {path} does not exist")
+    if path.resolve() == args.out.resolve():
+        raise CLIError(f"--out {args.out} is the --checkpoint itself; write to another file")
+    try:
+        if read_checkpoint_meta(path) is None:
+            raise CLIError(f"{path} is not a ckd-tracker checkpoint; convert foreign weights "
+                           f"first (see `ckd inspect`)")
+        out = export_inference_checkpoint(
+            path, args.out, torch.float16 if args.precision == "fp16" else None)
+        meta = read_checkpoint_meta(out)
+    except CheckpointError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; inference checkpoint, "
+          f"{meta['storage_dtype']}; from {path}; content sha256 {meta['content_sha256']})")
+    return 0

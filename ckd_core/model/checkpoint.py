@@ -303,6 +303,27 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     return model.train() if kind == "training" else model.eval()
 
 
+def export_inference_checkpoint(src: str | os.PathLike, out: str | os.PathLike,
+                                dtype: torch.dtype | None = None) -> Path:
+    """Write the inference model (students + fused head) of checkpoint `src` to `out`.
+
+    For a training checkpoint (e.g. `runs/<name>/checkpoints/step_N.safetensors`, chosen on
+    a validation set) this is what the trainer exports at the end of a run: the same
+    tensors, so the same content hash as the run's `inference.safetensors` for the last
+    step. The header's `extra` keeps the source's step / stage and names the source file.
+    dtype: storage dtype (None: float32 as loaded; torch.float16 halves the size).
+    """
+    src = Path(src)
+    _, cfg, meta = load_checkpoint(src)
+    model = load_model(src, device="cpu", kind="inference")
+    extra = {k: v for k, v in meta["extra"].items() if k in ("step", "stage")}
+    if meta["kind"] == "training":
+        extra.setdefault("stage", cfg.train.stage)
+    extra["exported_from"] = {"file": src.name, "kind": meta["kind"],
+                              "content_sha256": meta["content_sha256"]}
+    return save_checkpoint(model, cfg, out, extra=extra, dtype=dtype)
+
+
 # ---------------------------------------------------------------------------------------------
 # Training state
 # ---------------------------------------------------------------------------------------------
