@@ -264,8 +264,8 @@ class TrackerConfig:
     clip_margin: float = 10.0  # pixels kept inside the image when clipping the box
     # Measured for the shipped model (benchmarks/calibrate_lost.py, mixed target sizes:
     # benchmarks/results/lost_thresholds.md); other weights need their own calibration.
-    lost_threshold: float = 0.482  # score below this (for lost_frames frames) -> LOST
-    recover_threshold: float = 0.698  # score at or above this while LOST -> TRACKING
+    lost_threshold: float = 0.450  # score below this (for lost_frames frames) -> LOST
+    recover_threshold: float = 0.736  # score at or above this while LOST -> TRACKING
     lost_frames: int = 3
     lost_search_growth: float = 1.5  # search factor multiplied by this each LOST frame ...
     lost_search_max_factor: float = 3.0  # ... up to this many times the normal factor

@@ -39,7 +39,7 @@ def test_integers_are_accepted_for_numbers():
     ({"thermal_window": [10, 5]}, "'thermal_window'.*low < high"),
     ({"thermal_window": [1, 2, 3]}, "two finite numbers"),
     ({"thermal_percentiles": [1, 101]}, "'thermal_percentiles'"),
-    ({"lost_threshold": 0.8}, "'recover_threshold' = 0.698.*lost_threshold=0.8"),
+    ({"lost_threshold": 0.8}, "'recover_threshold' = 0.736.*lost_threshold=0.8"),
     ({"reference_camera": "ir"}, "rgb or thermal"),
     ({"publish_debug_image": "yes"}, "true or false"),
     ({"frobnicate": 1}, "unknown parameter\\(s\\) frobnicate"),
