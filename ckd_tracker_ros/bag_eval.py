@@ -6,8 +6,8 @@
 Steps:
 1. Index the bag (`bag_tools.read_index`); it must hold ground truth (`/ground_truth/rgb`,
    written by `ckd bag from-sequence`) including frame 0.
-2. Start the node in this process (`TrackerNode`, spun with a MultiThreadedExecutor in a
-   background thread, in namespace `namespace`), or use a running one (`node="/ns/name"`;
+2. Start the node in this process (`TrackerNode`, spun by its own single-threaded executor in
+   a background thread, as `ros2 run` spins it; in namespace `namespace`), or use a running one (`node="/ns/name"`;
    its image inputs must be remapped to the bag's topics, or pass `remap`). The in-process
    node gets: the checkpoint, the device, reliable image QoS (the player publishes reliable:
    nothing is lost), the compressed flags and a slop wide enough for the bag's largest

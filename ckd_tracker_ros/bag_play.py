@@ -306,26 +306,41 @@ class Player:
 # ---------------------------------------------------------------------------------------------
 
 @contextmanager
-def spinning(context, *nodes, threads: int = 2):
-    """Spin `nodes` with a MultiThreadedExecutor in a background thread during the block."""
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-    ex = MultiThreadedExecutor(num_threads=threads, context=context)
-    for n in nodes:
-        ex.add_node(n)
+def spinning(context, *nodes):
+    """Spin each of `nodes` with its own SingleThreadedExecutor, each in a background thread,
+    during the block: the way `ros2 run` spins a node (`rclpy.spin`), so an in-process node
+    sees its callbacks as it would in its own process.
 
-    def spin():
-        try:
-            ex.spin()
-        except ExternalShutdownException:
-            pass
-
-    t = threading.Thread(target=spin, name="ckd_bag_executor", daemon=True)
-    t.start()
+    Not one MultiThreadedExecutor for all: with it, rclpy held image and answer callbacks
+    back for 50 ms to 1.8 s after the message had arrived; a lock-step replay of the demo bag
+    had a round trip p90 of 501 ms for a node that needs 39 ms, against 46 ms this way
+    (`benchmarks/results/bag_executor.md`, side by side). The delays could also make a
+    camera look silent to the node, which then tracked single images.
+    Yields the executors, in the order of `nodes`."""
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    executors = []
+    threads = []
     try:
-        yield ex
+        for n in nodes:
+            ex = SingleThreadedExecutor(context=context)
+            ex.add_node(n)
+            executors.append(ex)
+
+            def spin(ex=ex):
+                try:
+                    ex.spin()
+                except ExternalShutdownException:
+                    pass
+
+            t = threading.Thread(target=spin, name=f"ckd_spin_{n.get_name()}", daemon=True)
+            t.start()
+            threads.append(t)
+        yield executors
     finally:
-        ex.shutdown(timeout_sec=5.0)
-        t.join(timeout=5.0)
+        for ex in executors:
+            ex.shutdown(timeout_sec=5.0)
+        for t in threads:
+            t.join(timeout=5.0)
 
 
 @contextmanager
