@@ -13,7 +13,10 @@ Steps:
    nothing is lost), the compressed flags and a slop wide enough for the bag's largest
    RGB-thermal stamp difference, and the checkpoint's own lost / recover thresholds and
    reference camera, so that it behaves exactly as `Tracker.from_checkpoint(checkpoint)` does
-   offline. `params` override any of them.
+   offline; in lock-step also a `silent_after` as long as the per-pair time-out (both images
+   of every pair are published, so a camera is never silent, and a slow pair on a loaded
+   machine must not make the node track the next pair's first image alone). `params`
+   override any of them.
 3. Publish pair 0, wait for its (empty, IDLE) answer, call `~/init_target` with the
    reference camera's ground-truth box of frame 0 and frame 0's stamp.
 4. Replay frames 1.. in lock-step (default; see bag_play) or in real time (`lockstep=False`).
@@ -112,8 +115,10 @@ def checkpoint_tracker_params(checkpoint: str | Path | None) -> dict[str, Any]:
 
 
 def node_parameters(index: BagIndex, checkpoint: str | Path | None, device: str,
-                    params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Parameters of the in-process node (module docstring, step 2)."""
+                    params: Mapping[str, Any] | None,
+                    lockstep_timeout_s: float | None = None) -> dict[str, Any]:
+    """Parameters of the in-process node (module docstring, step 2). lockstep_timeout_s: the
+    per-pair time-out of a lock-step replay (None: real time)."""
     values: dict[str, Any] = {
         "checkpoint": str(checkpoint) if checkpoint else "",
         "device": device,
@@ -123,6 +128,8 @@ def node_parameters(index: BagIndex, checkpoint: str | Path | None, device: str,
         "slop": max(DEFAULT_SLOP, round(1.5 * index.pair_spread_s() + 0.001, 4)),
         "publish_debug_image": False,
     }
+    if lockstep_timeout_s is not None:
+        values["silent_after"] = max(float(lockstep_timeout_s), 1.0)
     values.update(checkpoint_tracker_params(checkpoint))
     values.update(params or {})
     return values
@@ -194,7 +201,8 @@ def eval_bag(bag: str | Path, checkpoint: str | Path | None = None,
                        "initialised on frame 0's box")
     n = index.num_frames if max_frames is None else max(1, min(index.num_frames, max_frames))
 
-    values = node_parameters(index, checkpoint, device, params) if node is None else {}
+    values = (node_parameters(index, checkpoint, device, params,
+                              timeout_s if lockstep else None) if node is None else {})
     ref = 1 if values.get("reference_camera") == "thermal" else 0
     init_box = tuple(float(v) for v in (gt.rgb, gt.thermal)[ref][0])
     if not (init_box[2] > 0 and init_box[3] > 0):

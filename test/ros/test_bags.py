@@ -306,6 +306,10 @@ def test_eval_lockstep_equals_offline_tracker(ros, vtuav_bag, seq_dirs, tiny_che
 
     r = result.report
     assert r["node_parameters"]["lost_threshold"] == tracker_cfg.lost_threshold
+    # Lock-step: no camera is ever silent, however long a pair takes (up to the time-out).
+    assert "silent_after" not in params
+    assert node_parameters(index, path, "cpu", None, 60.0)["silent_after"] == 60.0
+    assert r["node_parameters"]["silent_after"] == 60.0  # eval_bag's default timeout_s
     assert r["frames"]["answered"] == FRAMES and r["frames"]["unanswered"] == 0
     assert r["node_counters"]["frames_processed"] == FRAMES
     # Lock-step drops nothing, except that a pair re-sent because its answer was late (a
