@@ -460,7 +460,7 @@ def test_wrong_dataset_path_is_a_clear_error(data_root, tmp_path, capsys):
 # Synthetic data, AMP, CLI
 # ---------------------------------------------------------------------------------------------
 
-def test_synthetic_dataset_is_generated_once(data_root, tmp_path, monkeypatch):
+def test_synthetic_dataset_is_generated_once(data_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(train_data, "SYNTH_FRAMES", 12)
     monkeypatch.setattr(train_data, "SYNTH_WIDTH", 160)
     monkeypatch.setattr(train_data, "SYNTH_HEIGHT", 128)
@@ -470,6 +470,9 @@ def test_synthetic_dataset_is_generated_once(data_root, tmp_path, monkeypatch):
     result = train(cfg, opts(tmp_path / "run", max_steps=1))
     assert np.isfinite(result.last_log["total"])
     assert sorted(p.name for p in cache.glob("synth_*")) == ["synth_s7_0000", "synth_s7_0001"]
+    out = capsys.readouterr()
+    assert "generating 2 synthetic sequences" in out.out
+    assert "synthetic data" not in out.err  # no bar with progress off (--no-progress)
     marker = (cache / ".complete").stat().st_mtime_ns
     seqs = train_data.training_sequences(cfg.data)  # reuses the cache
     assert len(seqs) == 2 and (cache / ".complete").stat().st_mtime_ns == marker

@@ -52,10 +52,12 @@ def default_synthetic_root(data: DataConfig) -> Path:
     return base / "ckd-tracker" / "synthetic" / name
 
 
-def training_sequences(data: DataConfig, info: DistInfo | None = None) -> list[Sequence]:
-    """Open (and for `synthetic`, first generate) the sequences a run trains on."""
+def training_sequences(data: DataConfig, info: DistInfo | None = None,
+                       progress: bool = True) -> list[Sequence]:
+    """Open (and for `synthetic`, first generate) the sequences a run trains on. progress:
+    show a bar while synthetic sequences are generated (messages are printed either way)."""
     if data.dataset == "synthetic":
-        return _synthetic_sequences(data, info)
+        return _synthetic_sequences(data, info, progress)
     if not data.root:
         raise DatasetError(f"data.root is empty: give the {data.dataset} dataset folder with "
                            "--data-root DIR (or --set data.root=DIR)")
@@ -72,7 +74,8 @@ def training_sequences(data: DataConfig, info: DistInfo | None = None) -> list[S
             from None
 
 
-def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequence]:
+def _synthetic_sequences(data: DataConfig, info: DistInfo | None,
+                         progress: bool = True) -> list[Sequence]:
     if data.synthetic_sequences <= 0:
         raise DatasetError("data.dataset is synthetic but data.synthetic_sequences is 0; set "
                            "how many sequences to generate (e.g. --set "
@@ -85,7 +88,7 @@ def _synthetic_sequences(data: DataConfig, info: DistInfo | None) -> list[Sequen
     error: Exception | None = None
     if info is None or info.is_main:
         try:
-            ensure_synthetic(root, recipe, reuse=reuse)
+            ensure_synthetic(root, recipe, reuse=reuse, progress=progress)
         except (OSError, ValueError) as exc:
             error = exc
     # a collective: the other processes wait here, and learn if rank 0 failed
@@ -135,7 +138,8 @@ def _link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link)
 
 
-def ensure_synthetic(root: Path, recipe: dict, reuse: list[Path] | tuple = ()) -> None:
+def ensure_synthetic(root: Path, recipe: dict, reuse: list[Path] | tuple = (),
+                     progress: bool = True) -> None:
     """Generate the synthetic sequences of `recipe` in `root` unless already complete. The
     first sequences come from the largest complete folder in `reuse` made with the same recipe
     but fewer sequences, when there is one (see the module docstring)."""
@@ -167,7 +171,8 @@ def ensure_synthetic(root: Path, recipe: dict, reuse: list[Path] | tuple = ()) -
             _link_tree(source / spec.name, root / spec.name)
     todo = specs[have:]
     print(f"generating {len(todo)} synthetic sequences in {root} ...", flush=True)
-    with tqdm(total=sum(s.num_frames for s in todo), unit="frame", desc="synthetic data") as bar:
+    with tqdm(total=sum(s.num_frames for s in todo), unit="frame", desc="synthetic data",
+              disable=not progress) as bar:
         synth.write_dataset(todo, root, layout=recipe["layout"],
                             workers=min(4, os.cpu_count() or 1), progress=bar.update)
     (root / "sequences.txt").write_text("".join(s.name + "\n" for s in specs))

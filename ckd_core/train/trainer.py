@@ -146,7 +146,7 @@ def _train(cfg: CKDConfig, options: TrainOptions, info: DistInfo) -> TrainResult
                           f"step ({t.batch_size} samples x {info.world_size} processes)")
     total_steps = t.epochs * steps_per_epoch
     end_step = min(total_steps, options.max_steps) if options.max_steps else total_steps
-    sequences = training_sequences(cfg.data, info)
+    sequences = training_sequences(cfg.data, info, progress=options.progress)
     dataset = PairDataset(sequences, cfg.data, cfg.model, t.samples_per_epoch, seed=t.seed)
     if info.is_main:  # the folder is made once the data are known to be there
         paths.root.mkdir(parents=True, exist_ok=True)
