@@ -33,8 +33,10 @@ def require_ros() -> None:
         pytest.skip(reason, allow_module_level=True)
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value; AssertionError after `timeout` s."""
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.01, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; AssertionError after `timeout` s.
+    The default is generous: a passing test never waits for it, and CI machines stall for
+    seconds under load."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -62,7 +64,7 @@ def spinning(context, *nodes):
         t.join(timeout=5.0)
 
 
-def call_service(client, request, timeout: float = 10.0):
+def call_service(client, request, timeout: float = 30.0):
     """Call a service from a test thread while an executor spins the client's node."""
     assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not found"
     future = client.call_async(request)

@@ -216,18 +216,18 @@ def test_both_cameras_stop_then_resume(make_rig):
     # Nothing arrives: heartbeats say both cameras are missing; diagnostics warn.
     quiet = wait_for(lambda: [s for s in r.status[n_status:] if
                               s.rgb_health == TrackerStatus.MISSING and
-                              s.thermal_health == TrackerStatus.MISSING], timeout=5.0,
+                              s.thermal_health == TrackerStatus.MISSING], timeout=20.0,
                      what="both cameras MISSING in ~/status")
     processed = quiet[0].frames_processed
     assert quiet[0].fps == 0.0 and processed >= 4
     assert quiet[0].state in (TrackerStatus.TRACKING, TrackerStatus.LOST)  # init kept
     warn = wait_for(lambda: [d for d in r.diag if "no images from either camera" in d.message],
-                    timeout=5.0, what="the diagnostics warning")[-1]
+                    timeout=20.0, what="the diagnostics warning")[-1]
     assert warn.level == DiagnosticStatus.WARN
     # The node is alive: heartbeats keep coming (1 Hz), nothing is processed meanwhile.
     n_quiet = len(quiet)
     more = wait_for(lambda: [s for s in r.status[n_status:] if
-                             s.rgb_health == TrackerStatus.MISSING][n_quiet:], timeout=5.0,
+                             s.rgb_health == TrackerStatus.MISSING][n_quiet:], timeout=20.0,
                     what="another heartbeat")
     assert more[-1].frames_processed == processed == r.node._frames_processed
 
@@ -276,7 +276,7 @@ def test_burst_at_ten_times_the_camera_rate_keeps_only_the_newest(make_rig):
         return n == mb.pairs_received and mb._newest is None
     wait_for(settled, timeout=15.0, what="the node to settle after the burst")
     newest = mb.closest(0).stamp_ns
-    wait_for(lambda: newest in r.arrivals, timeout=5.0, what="the answer to the newest pair")
+    wait_for(lambda: newest in r.arrivals, timeout=20.0, what="the answer to the newest pair")
     caught_up = r.arrivals[newest] - last_publish
 
     received = mb.pairs_received - base[0]
