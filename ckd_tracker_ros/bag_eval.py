@@ -7,13 +7,13 @@ Steps:
 1. Index the bag (`bag_tools.read_index`); it must hold ground truth (`/ground_truth/rgb`,
    written by `ckd bag from-sequence`) including frame 0.
 2. Start the node in this process (`TrackerNode`, spun by its own single-threaded executor in
-   a background thread, as `ros2 run` spins it; in namespace `namespace`), or use a running one (`node="/ns/name"`;
-   its image inputs must be remapped to the bag's topics, or pass `remap`). The in-process
-   node gets: the checkpoint, the device, reliable image QoS (the player publishes reliable:
-   nothing is lost), the compressed flags and a slop wide enough for the bag's largest
-   RGB-thermal stamp difference, and the checkpoint's own lost / recover thresholds and
-   reference camera, so that it behaves exactly as `Tracker.from_checkpoint(checkpoint)` does
-   offline; in lock-step also a `silent_after` as long as the per-pair time-out (both images
+   a background thread, as `ros2 run` spins it; in namespace `namespace`), or use a running
+   one (`node="/ns/name"`; its image inputs must be remapped to the bag's topics, or pass
+   `remap`). The in-process node gets: the checkpoint, the device, reliable image QoS (the
+   player publishes reliable: nothing is lost), the compressed flags and a slop wide enough
+   for the bag's largest RGB-thermal stamp difference, and the checkpoint's own lost /
+   recover thresholds and reference camera, so that it behaves exactly as
+   `Tracker.from_checkpoint(checkpoint)` does offline; in lock-step also a `silent_after` as long as the per-pair time-out (both images
    of every pair are published, so a camera is never silent, and a slow pair on a loaded
    machine must not make the node track the next pair's first image alone). `params`
    override any of them.

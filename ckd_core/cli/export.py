@@ -40,15 +40,17 @@ PRECISIONS = {"onnx": ONNX_PRECISIONS, "safetensors": ("fp32", "fp16")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="onnx", help="output format: onnx (default) or safetensors (a "
-                        "ckd-tracker inference checkpoint)")
+    p.add_argument("--format", choices=FORMATS, default="onnx",
+                   help="output format: onnx (default) or safetensors (a ckd-tracker "
+                        "inference checkpoint)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", type=Path, metavar="FILE",
                      help="ckd-tracker weights (.safetensors; training or inference); "
                           "default: the shipped model")
     src.add_argument("--preset", metavar="NAME",
                      help="a preset's architecture with RANDOM weights (speed checks, tests)")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx (or .safetensors) file")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="the .onnx (or .safetensors) file")
     p.add_argument("--no-elimination", action="store_true",
                    help="export the dense model (default: elimination as the config says)")
     p.add_argument("--precision", choices=sorted(set(ONNX_PRECISIONS) | {"fp16"}),
