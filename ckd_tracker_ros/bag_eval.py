@@ -13,10 +13,10 @@ Steps:
    player publishes reliable: nothing is lost), the compressed flags and a slop wide enough
    for the bag's largest RGB-thermal stamp difference, and the checkpoint's own lost /
    recover thresholds and reference camera, so that it behaves exactly as
-   `Tracker.from_checkpoint(checkpoint)` does offline; in lock-step also a `silent_after` as long as the per-pair time-out (both images
-   of every pair are published, so a camera is never silent, and a slow pair on a loaded
-   machine must not make the node track the next pair's first image alone). `params`
-   override any of them.
+   `Tracker.from_checkpoint(checkpoint)` does offline; in lock-step also a `silent_after`
+   as long as the per-pair time-out (both images of every pair are published, so a camera
+   is never silent, and a slow pair on a loaded machine must not make the node track the
+   next pair's first image alone). `params` override any of them.
 3. Publish pair 0, wait for its (empty, IDLE) answer, call `~/init_target` with the
    reference camera's ground-truth box of frame 0 and frame 0's stamp.
 4. Replay frames 1.. in lock-step (default; see bag_play) or in real time (`lockstep=False`).
