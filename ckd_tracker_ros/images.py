@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ckd_core.imaging import to_three_channels
+from ckd_core.imaging import to_three_channels, window_to_uint8
 
 # encoding -> (numpy dtype, channels). Channel order of multi-channel encodings is in the name.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -194,7 +194,9 @@ def numpy_to_image(image: np.ndarray, encoding: str, header=None):
 class ThermalNormalizer:
     """16-bit / float thermal frames -> uint8 (H, W, 3), with a temporally stable window.
 
-    mode "fixed": values in [window[0], window[1]] map linearly to [0, 255], clipped.
+    mode "fixed": values in [window[0], window[1]] map linearly to [0, 255], rounded to the
+      nearest level and clipped (`ckd_core.imaging.window_to_uint8`: the sequence readers
+      and `ckd track` map 16-bit files the same way).
     mode "percentile": the window is the frame's (percentiles[0], percentiles[1]) percentiles,
       smoothed over time with an exponential moving average (`smoothing` = weight of the past,
       in (0, 1); 0.9 follows a scene change within about 20 frames; 0, per-frame auto-gain
@@ -266,37 +268,7 @@ class ThermalNormalizer:
             lo, hi = self._update_window(image)
         else:
             lo, hi = self.window
-        span = max(float(hi) - float(lo), 1e-6)
-        if image.dtype == np.uint16 and image.size >= 65536:
-            # The same float32 formula on all 65536 levels, then one lookup per pixel: 12 ms
-            # -> 2 ms at 1920x1080 (five float passes and a NaN scan the counts cannot need).
-            levels = (np.arange(65536, dtype=np.float32) - np.float32(lo)) \
-                * np.float32(255.0 / span)
-            out = _lookup_rows(np.clip(levels, 0, 255).astype(np.uint8), image)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):  # +-inf and NaN: mapped next
-                scaled = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / span)
-            scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
-            out = np.clip(scaled, 0, 255).astype(np.uint8)
-        return out
-
-
-# Rows per `take` call in `_lookup_rows`: the index block `take` converts to intp is then
-# ~1 MB at 1920 columns instead of 16 MB for the whole frame.
-_LOOKUP_ROWS = 64
-
-
-def _lookup_rows(table: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """`table[image]` for a uint16 (H, W) image and a 65536-entry table, a block of rows at
-    a time. `take` converts its whole index array to intp first: 16 MB of fresh memory per
-    1920x1080 frame, and first-touch page faults on it cost more than the lookup. Values
-    identical to `table.take(image)`."""
-    out = np.empty(image.shape, dtype=table.dtype)
-    for r in range(0, image.shape[0], _LOOKUP_ROWS):
-        # mode="clip" lets `take` write into `out` directly (mode="raise" buffers it); uint16
-        # indices into 65536 entries are always in range, so nothing is ever clipped.
-        table.take(image[r:r + _LOOKUP_ROWS], out=out[r:r + _LOOKUP_ROWS], mode="clip")
-    return out
+        return window_to_uint8(image, (lo, hi))
 
 
 def percentiles_of(sample: np.ndarray, q) -> np.ndarray:

@@ -23,3 +23,17 @@ def test_strided_grey_input_and_three_channel_passthrough():
     assert to_three_channels(rgb) is rgb
     with pytest.raises(ValueError, match="expected"):
         to_three_channels(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_window_to_uint8_rounds_clips_and_maps_non_finite_values():
+    from ckd_core.imaging import window_to_uint8
+    raw = np.array([[500, 1000, 1510, 1512, 2020, 60000]], np.uint16)  # window (1000, 2020)
+    assert window_to_uint8(raw, (1000, 2020)).tolist() == [[0, 0, 128, 128, 255, 255]]
+    temps = np.array([[np.nan, -np.inf, np.inf, 19.9, 20.0, 25.1, 30.0, 31.0]], np.float32)
+    # 25.1 -> 255 * 5.1 / 10 = 130.05 -> 130
+    assert window_to_uint8(temps, (20.0, 30.0)).tolist() == [[0, 0, 255, 0, 0, 130, 255, 255]]
+    # the table path of large uint16 frames equals the formula on the same values as float32
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 65536, (300, 400)).astype(np.uint16)
+    np.testing.assert_array_equal(window_to_uint8(counts, (3000.5, 41000.0)),
+                                  window_to_uint8(counts.astype(np.float32), (3000.5, 41000.0)))

@@ -64,7 +64,7 @@ import cv2
 import numpy as np
 
 from ckd_core.data.groundtruth import load_groundtruth, read_box_file
-from ckd_core.imaging import to_three_channels
+from ckd_core.imaging import to_three_channels, window_to_uint8
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Extensions that may hold 16-bit thermal data (JPEG and BMP are always 8-bit).
@@ -356,13 +356,6 @@ def _read_flags(path: Path) -> np.ndarray:
 def natural_key(name: str) -> tuple:
     """Sort key that orders embedded numbers by value: frame2 < frame10."""
     return tuple(int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name))
-
-
-def window_to_uint8(raw: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    """Map raw values in [lo, hi] linearly to 0..255 (rounded, clipped)."""
-    lo, hi = window
-    scaled = (raw.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def _list_frames(folder: Path, what: str) -> tuple[Path, ...]:

@@ -27,8 +27,8 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from ckd_core.data.sequences import IMAGE_EXTENSIONS, natural_key, window_to_uint8
-from ckd_core.imaging import to_three_channels
+from ckd_core.data.sequences import IMAGE_EXTENSIONS, natural_key
+from ckd_core.imaging import to_three_channels, window_to_uint8
 from ckd_core.tracking.tracker import TrackResult, TrackState
 
 DEFAULT_FPS = 25.0

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ckd_core.imaging import window_to_uint8
 from ckd_tracker_ros.images import (ThermalNormalizer, compressed_to_numpy, image_to_numpy,
                                     message_to_numpy, numpy_to_image, percentiles_of,
                                     to_rgb8, to_tracker_image)
@@ -82,7 +83,8 @@ def test_sixteen_bit_needs_a_normalizer():
     with pytest.raises(ValueError, match="ThermalNormalizer"):
         to_rgb8(arr, "mono16")
     out = to_rgb8(arr, "mono16", ThermalNormalizer(mode="fixed", window=(2000, 4000)))
-    assert out.shape == (2, 2, 3) and out.dtype == np.uint8 and (out == 127).all()
+    # 255 * 1000 / 2000 = 127.5 -> 128 (rounded, half to even)
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8 and (out == 128).all()
 
 
 @pytest.mark.parametrize("encoding,dtype", [("mono8", np.uint8), ("mono16", np.uint16),
@@ -110,8 +112,13 @@ def test_sixteen_bit_lookup_equals_the_float_formula():
     arr = rng.integers(0, 65536, (300, 400)).astype(np.uint16)  # >= 65536 px: the table path
     norm = ThermalNormalizer(mode="fixed", window=(1234.5, 50000.0))
     span = np.float32(255.0 / (50000.0 - 1234.5))
-    want = np.clip((arr.astype(np.float32) - np.float32(1234.5)) * span, 0, 255).astype(np.uint8)
-    np.testing.assert_array_equal(norm.to_grey(arr), want)
+    want = np.clip(np.rint((arr.astype(np.float32) - np.float32(1234.5)) * span), 0, 255)
+    np.testing.assert_array_equal(norm.to_grey(arr), want.astype(np.uint8))
+    # one definition with the sequence readers (ckd_core.imaging.window_to_uint8), whose
+    # small frames take the formula itself
+    np.testing.assert_array_equal(norm.to_grey(arr), window_to_uint8(arr, (1234.5, 50000.0)))
+    np.testing.assert_array_equal(norm.to_grey(arr)[:100, :100],
+                                  window_to_uint8(arr[:100, :100], (1234.5, 50000.0)))
 
 
 def test_native_order_image_is_a_read_only_view_of_the_message_data():
@@ -234,10 +241,11 @@ def test_compressed_errors(fmt, data, match):
 
 def test_fixed_window_maps_linearly_and_clips():
     norm = ThermalNormalizer(mode="fixed", window=(1000.0, 2020.0))
-    img = np.array([[500, 1000, 1510, 2020, 60000]], np.uint16)
+    img = np.array([[500, 1000, 1510, 1512, 2020, 60000]], np.uint16)
     out = norm(img)
-    assert out.shape == (1, 5, 3)
-    assert out[0, :, 0].tolist() == [0, 0, 127, 255, 255]
+    assert out.shape == (1, 6, 3)
+    # rounded to the nearest level: 1510 -> 127.5 -> 128 (half to even), 1512 -> 128.0
+    assert out[0, :, 0].tolist() == [0, 0, 128, 128, 255, 255]
     assert (out[..., 0] == out[..., 2]).all()
 
 
@@ -307,7 +315,7 @@ def test_large_uint16_frames_take_the_lookup_table_path_with_identical_values(mo
     norm = ThermalNormalizer(mode=mode, window=(1000.0, 40000.0))
     out = norm(img)
     lo, hi = norm.current_window
-    ref = np.clip((img.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo)),
-                  0, 255).astype(np.uint8)
+    ref = np.clip(np.rint((img.astype(np.float32) - np.float32(lo))
+                          * np.float32(255.0 / (hi - lo))), 0, 255).astype(np.uint8)
     assert out.shape == (300, 400, 3) and out.dtype == np.uint8
     assert np.array_equal(out[:, :, 0], ref) and np.array_equal(out[:, :, 2], ref)
