@@ -367,8 +367,9 @@ def test_mono16_thermal_is_normalised(ros_context):
                  what="the mono16 pair")
         assert r.init().success
         th = r.fake.inits[-1][1]
-        # grey: the tracker repeats only its crops to three channels
-        assert th.dtype == np.uint8 and th.shape == (H, W) and (th == 127).all()
+        # grey: the tracker repeats only its crops to three channels; 255 * 1000 / 2000 =
+        # 127.5 -> 128 (rounded, half to even)
+        assert th.dtype == np.uint8 and th.shape == (H, W) and (th == 128).all()
     r.destroy()
 
 
