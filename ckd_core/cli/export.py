@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the .onnx (or .safetensors) file")
     p.add_argument("--no-elimination", action="store_true",
                    help="export the dense model (default: elimination as the config says)")
-    p.add_argument("--precision", choices=sorted(set(ONNX_PRECISIONS) | {"fp16"}),
+    p.add_argument("--precision", choices=sorted({x for xs in PRECISIONS.values() for x in xs}),
                    default="fp32",
                    help="onnx: fp32 (default) or int8 (ONNX Runtime dynamic quantisation of "
                         "the weight MatMuls); safetensors: fp32 (default) or fp16 storage")
