@@ -312,8 +312,8 @@ def spinning(context, *nodes):
     sees its callbacks as it would in its own process.
 
     Not one MultiThreadedExecutor for all: with it, rclpy held image and answer callbacks
-    back for 50 ms to 1.8 s after the message had arrived; a lock-step replay of the demo bag
-    had a round trip p90 of 501 ms for a node that needs 39 ms, against 46 ms this way
+    back after the message had arrived; a lock-step replay of the demo bag had a round trip
+    p90 of 501 ms (max 1.8 s) for a node that needs 39 ms, against 46 ms (max 64 ms) this way
     (`benchmarks/results/bag_executor.md`, side by side). The delays could also make a
     camera look silent to the node, which then tracked single images.
     Yields the executors, in the order of `nodes`."""
