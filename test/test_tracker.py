@@ -295,3 +295,41 @@ def test_grey_frames_track_exactly_like_their_three_channel_copies():
     for g, th in zip(grey[1:], seq.thermal[1:4]):
         assert t1.update(g, th).box_xywh == t2.update(np.repeat(g[:, :, None], 3, 2),
                                                       th).box_xywh
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_windowed_thermal_frames_track_exactly_like_mapped_ones(dtype):
+    """A WindowedFrame (raw thermal, mapped only where the tracker reads it) gives the same
+    boxes, scores and health as the whole frame mapped first: while LOST (bigger windows),
+    for a frozen camera, and at a resolution the tracker resizes to the reference camera."""
+    from ckd_core.data.synth import make_sequence_spec, render_sequence
+    from ckd_core.imaging import WindowedFrame, window_to_uint8
+
+    seq = render_sequence(make_sequence_spec(5, 0, num_frames=12, width=W, height=H,
+                                             attributes=("out_of_view",)))
+    cfg = load_config("ckd_tiny_mce")
+    torch.manual_seed(0)
+    model = build_inference_model(cfg.model)
+    box0 = tuple(float(v) for v in seq.gt_rgb[0])
+    raws = [g.astype(dtype) * 16 + 2000 for g in seq.thermal]
+    raws[3:3] = [raws[2]] * 4  # a frozen camera
+    if dtype == np.float32:
+        raws[1][0, :5] = np.nan
+    window = (2400.0, 5600.5)
+    rgbs = list(seq.rgb[:3]) + [seq.rgb[2]] * 4 + list(seq.rgb[3:])
+    for half in (False, True):
+        runs = {}
+        for name, wrap in (("mapped", lambda r: window_to_uint8(r, window)),
+                           ("windowed", lambda r: WindowedFrame(r, window))):
+            frames = [wrap(r[::2, ::2].copy() if half else r) for r in raws]
+            t = Tracker(model, cfg)
+            t.init(rgbs[0], frames[0], box0)
+            runs[name] = [t.update(r, f) for r, f in zip(rgbs[1:], frames[1:])]
+            if name == "windowed" and not half:  # only the frozen frames were mapped whole
+                assert [f._whole is not None for f in frames[1:]] == \
+                    [False] + [True] * 5 + [False] * 9
+        assert [r.box_xywh for r in runs["windowed"]] == [r.box_xywh for r in runs["mapped"]]
+        assert [r.score for r in runs["windowed"]] == [r.score for r in runs["mapped"]]
+        assert [r.health for r in runs["windowed"]] == [r.health for r in runs["mapped"]]
+        assert any(r.health["thermal"] == "frozen" for r in runs["mapped"])
+        assert any(r.state == TrackState.LOST for r in runs["mapped"])

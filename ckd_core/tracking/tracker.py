@@ -50,7 +50,8 @@ from ckd_core.boxes import clip_xywh, validate_xywh
 from ckd_core.config import (RUNTIMES, CKDConfig, ModelConfig, TrackerConfig,
                               check_precision)
 from ckd_core.crops import box_in_crop, sample_target
-from ckd_core.imaging import normalize_crop, to_three_channels
+from ckd_core.imaging import (WindowedFrame, normalization_table, normalize_crop,
+                              normalize_crop_lookup, to_three_channels)
 from ckd_core.model.ckd import CKDInference
 
 if TYPE_CHECKING:
@@ -127,7 +128,10 @@ def check_frame(image, what: str) -> np.ndarray:
     (not copied), or a ValueError. The tracker keeps grey frames single-channel until the
     crops are cut: cropping and resizing act on each channel alike, so a crop of the grey
     frame repeated to three channels equals the crop of the repeated frame, for a third of
-    the work (~1 ms per 1920x1080 frame)."""
+    the work (~1 ms per 1920x1080 frame). A `WindowedFrame` (a raw thermal frame mapped to
+    8 bits only where it is read) stands for its uint8 (H, W) image and is passed through."""
+    if isinstance(image, WindowedFrame):
+        return image
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{what} image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -159,10 +163,12 @@ class _HealthMonitor:
         # contiguous array: OpenCV's nearest-neighbour resize makes it 4x faster than a
         # strided numpy copy, and it compares ~10x faster than a strided view.
         h, w = image.shape[:2]
-        small = cv2.resize(image, ((w + 3) // 4, (h + 3) // 4),
-                           interpolation=cv2.INTER_NEAREST)
+        size = ((w + 3) // 4, (h + 3) // 4)
+        small = image.thumbnail(size) if isinstance(image, WindowedFrame) else \
+            cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
         if self.prev is not None and self.prev.shape == small.shape and np.array_equal(
-                self.prev, small) and np.array_equal(self._full_prev, image):
+                self.prev, small) and np.array_equal(np.asarray(self._full_prev),
+                                                     np.asarray(image)):
             self.same += 1
         else:
             self.same = 0
@@ -227,6 +233,8 @@ class Tracker:
         self.model = model
         self.cache_template = cache_template and hasattr(model, "encode_template")
         self.window = hann_window(self.model_cfg.search_grid, self.device)
+        # On the CPU, crops are normalised by table lookup (the same floats, less work).
+        self._norm_table = normalization_table() if self.device.type == "cpu" else None
         self._health = {m: _HealthMonitor(self.cfg) for m in MODALITIES}
         self._initialized = False
         self.reset()
@@ -329,7 +337,8 @@ class Tracker:
         for _ in range(runs):
             self._forward(z, z, x, x, None, self._encode(z, z, None))
 
-    def init(self, rgb: np.ndarray | None, thermal: np.ndarray | None, box_xywh) -> None:
+    def init(self, rgb: np.ndarray | None, thermal: np.ndarray | WindowedFrame | None,
+             box_xywh) -> None:
         """Start tracking the object in `box_xywh` (reference-camera pixels, top-left x, y)."""
         frames = self._prepare(rgb, thermal)
         ref = frames["rgb"] if frames["rgb"] is not None else frames["thermal"]
@@ -364,8 +373,10 @@ class Tracker:
         self._image_size = (w, h)
         self._initialized = True
 
-    def update(self, rgb: np.ndarray | None, thermal: np.ndarray | None) -> TrackResult:
-        """Track one frame pair. A modality may be None (missing); both None -> LOST."""
+    def update(self, rgb: np.ndarray | None,
+               thermal: np.ndarray | WindowedFrame | None) -> TrackResult:
+        """Track one frame pair. A modality may be None (missing); both None -> LOST. Either
+        may be a `WindowedFrame` (a raw thermal frame mapped only where it is read)."""
         if not self._initialized:
             raise RuntimeError("Tracker.update called before init (or after reset)")
         t0 = time.perf_counter()
@@ -410,7 +421,7 @@ class Tracker:
             other = "thermal" if ref_m == "rgb" else "rgb"
             rh, rw = frames[ref_m].shape[:2]
             if frames[other].shape[:2] != (rh, rw):
-                frames[other] = cv2.resize(frames[other], (rw, rh),
+                frames[other] = cv2.resize(np.asarray(frames[other]), (rw, rh),
                                            interpolation=cv2.INTER_LINEAR)
         return frames
 
@@ -425,8 +436,8 @@ class Tracker:
 
     def _fill_pair(self, crop_rgb, crop_tir, health) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised (1, 3, S, S) tensors; an unhealthy modality's crop is replaced."""
-        t = {m: (normalize_crop(to_three_channels(c.image), self.device) if c is not None
-                 else None) for m, c in (("rgb", crop_rgb), ("thermal", crop_tir))}
+        t = {m: (None if c is None else self._normalize(c.image))
+             for m, c in (("rgb", crop_rgb), ("thermal", crop_tir))}
         for m, other in (("rgb", "thermal"), ("thermal", "rgb")):
             if health[m] == Health.OK and t[m] is not None:
                 continue
@@ -439,6 +450,12 @@ class Tracker:
             else:
                 t[m] = torch.zeros_like(ref)
         return t["rgb"], t["thermal"]
+
+    def _normalize(self, crop: np.ndarray) -> torch.Tensor:
+        """A uint8 (S, S) or (S, S, 3) crop -> normalised (1, 3, S, S) on the device."""
+        if self._norm_table is not None:
+            return normalize_crop_lookup(crop, self._norm_table)
+        return normalize_crop(to_three_channels(crop), self.device)
 
     def _forward(self, z_rgb, z_tir, x_rgb, x_tir, template_box, cache=None) -> dict:
         """The network on normalised crops. With `cache` (from `_encode`) the template
