@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ckd_core.imaging import to_three_channels, window_to_uint8
+from ckd_core.imaging import WindowedFrame, to_three_channels, window_to_uint8
 
 # encoding -> (numpy dtype, channels). Channel order of multi-channel encodings is in the name.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -144,11 +144,16 @@ def to_rgb8(image: np.ndarray, encoding: str,
 
 
 def to_tracker_image(image: np.ndarray, encoding: str,
-                     normalizer: "ThermalNormalizer | None" = None) -> np.ndarray:
+                     normalizer: "ThermalNormalizer | None" = None,
+                     windowed: bool = False) -> np.ndarray | WindowedFrame:
     """Any supported array -> what the Tracker takes: uint8 (H, W) grey for one-channel
     sources (mono8 / mono16 / 32FC1 thermal: the tracker repeats only its crops to three
     channels, ~1 ms less per 1920x1080 frame than repeating the frame), uint8 (H, W, 3) RGB
-    for colour. Same values as `to_rgb8`; errors as there."""
+    for colour. Same values as `to_rgb8`; errors as there.
+
+    windowed=True: a 16-bit or float frame comes back as a `WindowedFrame` (the raw frame and
+    the normaliser's window, mapped to 8 bits only where the tracker reads it: the same
+    values, without mapping the whole frame)."""
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise ValueError(f"{encoding} array has shape {image.shape}; expected (H, W) or "
                          "(H, W, C) with 1, 3 or 4 channels")
@@ -157,7 +162,7 @@ def to_tracker_image(image: np.ndarray, encoding: str,
     if image.dtype != np.uint8:
         if normalizer is None:
             raise ValueError(f"{encoding} images need a ThermalNormalizer to become 8-bit")
-        return normalizer.to_grey(image)
+        return normalizer.windowed(image) if windowed else normalizer.to_grey(image)
     if image.ndim == 2:
         return image
     # cv2.cvtColor, not numpy [..., ::-1] copies: 3.5 ms -> 0.1 ms at 1920x1080.
@@ -260,15 +265,26 @@ class ThermalNormalizer:
 
     def to_grey(self, image: np.ndarray) -> np.ndarray:
         """The frame as uint8 (H, W); updates the window like `__call__`."""
+        image, window = self._next_window(image)
+        return window_to_uint8(image, window)
+
+    def windowed(self, image: np.ndarray) -> WindowedFrame | np.ndarray:
+        """`to_grey` as a `WindowedFrame` (mapped where it is read) for uint16 and float32
+        frames; other types are mapped now. Updates the window like `to_grey`."""
+        image, window = self._next_window(image)
+        if image.dtype in (np.uint16, np.float32) and image.size:
+            return WindowedFrame(image, window)
+        return window_to_uint8(image, window)
+
+    def _next_window(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        """(the frame as (H, W), the window to map it with), the window updated."""
         if image.ndim == 3:
             if image.shape[2] != 1:
                 raise ValueError(f"thermal normalisation needs one channel, got {image.shape}")
             image = image[:, :, 0]
         if self.mode == "percentile":
-            lo, hi = self._update_window(image)
-        else:
-            lo, hi = self.window
-        return window_to_uint8(image, (lo, hi))
+            return image, self._update_window(image)
+        return image, (float(self.window[0]), float(self.window[1]))
 
 
 def percentiles_of(sample: np.ndarray, q) -> np.ndarray:

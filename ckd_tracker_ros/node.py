@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any, Callable
 
+import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
@@ -157,8 +158,9 @@ class TrackerNode(Node):
     # ----------------------------------------------------------------------------------------
     def _to_arrays(self, item: Item) -> list:
         """Both messages of `item` as uint8 arrays for the Tracker, RGB (H, W, 3) or grey
-        (H, W) (None for a missing camera); a bad image raises ValueError naming the camera
-        and the problem."""
+        (H, W) (None for a missing camera; a 16-bit or float thermal image as a
+        `WindowedFrame`, mapped to 8 bits only where the tracker reads it); a bad image
+        raises ValueError naming the camera and the problem."""
         arrays = []
         for i, msg in enumerate(item.msgs):
             if msg is None:
@@ -166,7 +168,8 @@ class TrackerNode(Node):
                 continue
             try:
                 raw, encoding = message_to_numpy(msg)
-                arrays.append(to_tracker_image(raw, encoding, self._normalizers[i]))
+                arrays.append(to_tracker_image(raw, encoding, self._normalizers[i],
+                                               windowed=True))
             except ValueError as e:
                 raise ValueError(f"{CAMERAS[i]} image on {self._topics[i]}: {e}") from None
         return arrays
@@ -248,8 +251,10 @@ class TrackerNode(Node):
             self._last_done = now
             self._status_pub.publish(self._status(header))
             if self.settings.publish_debug_image and self._debug_pub.get_subscription_count():
-                img = out.debug_image(rgb, thermal, box, self.settings.reference_index,
-                                      self._score, self._state)
+                img = out.debug_image(*(None if a is None else np.asarray(a)
+                                        for a in (rgb, thermal)),
+                                      box, self.settings.reference_index, self._score,
+                                      self._state)
                 self._debug_pub.publish(numpy_to_image(img, "rgb8", header))
 
     def _cameras_quiet_s(self) -> float | None:

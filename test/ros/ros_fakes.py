@@ -52,7 +52,7 @@ class FakeTracker:
                              f"match the rgb image {rgb.shape[1]}x{rgb.shape[0]}")
         h, w = rgb.shape[:2]
         self.box = validate_xywh(box_xywh, w, h, "init box")
-        self.inits.append((rgb.copy(), thermal.copy(), self.box))
+        self.inits.append((rgb.copy(), np.array(thermal), self.box))  # a WindowedFrame too
 
     def update(self, rgb, thermal):
         if self.box is None:

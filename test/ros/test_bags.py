@@ -325,6 +325,27 @@ def test_eval_lockstep_equals_offline_tracker(ros, vtuav_bag, seq_dirs, tiny_che
     assert "| MPR |" in result.files["report_md"].read_text()
 
 
+def test_eval_16bit_thermal_equals_offline_tracker(ros, seq_dirs, tiny_checkpoint, tmp_path):
+    """mono16 thermal through the node (a WindowedFrame: mapped only where the tracker reads
+    it) with the sequence's own fixed window tracks exactly as the offline Tracker on the
+    same 16-bit files mapped whole by the sequence reader."""
+    from ckd_core.data.sequences import open_sequence
+    from ckd_tracker_ros.bag_eval import eval_bag
+    path, _ = tiny_checkpoint
+    n = 10
+    window = open_sequence("vtuav", seq_dirs["vtuav16"]).thermal_window
+    assert window is not None
+    bag = B.from_sequence(seq_dirs["vtuav16"], tmp_path / "b16", max_frames=n,
+                          progress=False)
+    assert B.read_index(bag).custom["thermal_encoding"] == "mono16"
+    result = eval_bag(bag, checkpoint=path, out_dir=tmp_path / "ev", context=ros,
+                      params={"thermal_normalization": "fixed",
+                              "thermal_window": [float(v) for v in window]},
+                      progress=False, log=lambda s: None)
+    rows, offline = _offline(seq_dirs["vtuav16"], path, n)
+    _check_against_offline(result, rows, offline)
+
+
 def test_eval_compressed_with_lost_frames(ros, seq_dirs, tiny_checkpoint, tmp_path):
     """CompressedImage input, and thresholds that make the tracker go LOST: empty arrays
     repeat the previous row, as the offline rows with the same thresholds."""

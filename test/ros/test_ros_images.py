@@ -107,6 +107,30 @@ def test_tracker_image_is_grey_for_one_channel_sources_and_equals_to_rgb8(encodi
     assert a.current_window == b.current_window
 
 
+@pytest.mark.parametrize("encoding,dtype", [("mono16", np.uint16), ("16UC1", np.uint16),
+                                            ("32FC1", np.float32), ("mono8", np.uint8)])
+@pytest.mark.parametrize("mode", ["fixed", "percentile"])
+def test_windowed_tracker_image_stands_for_the_mapped_one(encoding, dtype, mode):
+    """windowed=True (what the node asks for): 16-bit and float frames come back as a
+    WindowedFrame holding the same window, whose pixels equal the mapped frame's; the
+    normaliser's window moves exactly as with the mapped path; 8-bit data is unchanged."""
+    from ckd_core.imaging import WindowedFrame
+    rng = np.random.default_rng(5)
+    a, b = ThermalNormalizer(mode=mode, window=(900.0, 9000.0)), \
+        ThermalNormalizer(mode=mode, window=(900.0, 9000.0))
+    for k in range(3):  # a moving percentile window
+        arr = (rng.integers(0, 255, (120, 90)) * (30 + 5 * k) + 7).astype(dtype)
+        got = to_tracker_image(arr, encoding, a, windowed=True)
+        want = to_tracker_image(arr, encoding, b)
+        if dtype == np.uint8:
+            assert got is arr and want is arr
+            continue
+        assert isinstance(got, WindowedFrame) and got.raw is arr
+        assert got.window == b.current_window == a.current_window
+        np.testing.assert_array_equal(got[10:70, 5:80], want[10:70, 5:80])
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
 def test_sixteen_bit_lookup_equals_the_float_formula():
     rng = np.random.default_rng(4)
     arr = rng.integers(0, 65536, (300, 400)).astype(np.uint16)  # >= 65536 px: the table path
