@@ -156,12 +156,15 @@ def normalize_crop_lookup(crop: np.ndarray, table: np.ndarray) -> torch.Tensor:
     """`normalize_crop` of one uint8 crop on the CPU by lookup in `normalization_table()`:
     (H, W, 3) RGB, or (H, W) grey taken as repeated to 3 channels -> (1, 3, H, W) float32,
     the same values (per-level arithmetic is the same arithmetic) from one gather per channel
-    instead of four float passes, and a grey crop needs no repetition."""
+    instead of four float passes, and a grey crop needs no repetition. The memory layout is
+    `normalize_crop`'s too (channels last: a permuted view of (1, H, W, 3)), so the network
+    sees the same tensor and runs the same kernels."""
     if crop.dtype != np.uint8 or crop.ndim not in (2, 3) or (crop.ndim == 3
                                                              and crop.shape[2] != 3):
         raise ValueError(f"crop {crop.dtype} {crop.shape}: expected uint8 (H, W) or (H, W, 3)")
-    out = np.empty((1, 3) + crop.shape[:2], dtype=np.float32)
+    out = np.empty((1,) + crop.shape[:2] + (3,), dtype=np.float32)
     for c in range(3):
         # mode="clip" writes into `out` directly (uint8 levels are always in range)
-        table[c].take(crop if crop.ndim == 2 else crop[:, :, c], out=out[0, c], mode="clip")
-    return torch.from_numpy(out)
+        table[c].take(crop if crop.ndim == 2 else crop[:, :, c], out=out[0, :, :, c],
+                      mode="clip")
+    return torch.from_numpy(out).permute(0, 3, 1, 2)

@@ -59,6 +59,9 @@ def test_normalize_crop_lookup_equals_the_arithmetic_bit_for_bit(shape):
     want = normalize_crop(to_three_channels(crop))
     got = normalize_crop_lookup(crop, normalization_table())
     assert got.dtype == torch.float32 and got.shape == want.shape
+    # the same layout (channels last), so the network runs the same kernels
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert want.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(got, want)
     strided = crop[::2, ::-1]  # views work too
     assert torch.equal(normalize_crop_lookup(strided, normalization_table()),
