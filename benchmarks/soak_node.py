@@ -491,7 +491,7 @@ def report_markdown(facts: dict, results: list[dict], args) -> str:
         f"FASTDDS_DEFAULT_PROFILES_FILE={facts['dds_profile']}",
         f"- threads: OMP_NUM_THREADS={facts['omp_num_threads']} (node and camera process)",
         f"- load average (1, 5, 15 min) at start: {facts['load_start']}; at end: "
-        f"{facts['load_end']} (2 cores shared with a niced training run and other jobs)",
+        f"{facts['load_end']}" + (f" ({args.conditions})" if args.conditions else ""),
         f"- stream: {W}x{H} rgb8 + mono16 thermal, drawn on the fly (moving textured target), "
         f"{args.rate:g} Hz stamps; node: shipped model, CPU, debug image off, own process",
         "- memory: RSS of the node process (/proc/<pid>/status VmRSS) every "
@@ -561,6 +561,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="seconds of the timed run before the 'start' RSS sample")
     p.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period, s")
     p.add_argument("--checkpoint", help="model file (default: the shipped model)")
+    p.add_argument("--conditions", default="",
+                   help="what else ran on the machine (shown next to the load average)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/soak.md")
     p.add_argument("--json", type=Path, help="also write the raw numbers here")
     p.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()),
