@@ -1,7 +1,8 @@
 """Image normalisation, in one place: both modalities use ImageNet mean/std on [0, 1] RGB.
 
 Thermal frames are 3-channel (a single-channel frame is repeated to 3 channels), exactly as
-the datasets distribute them and as the authors' code reads them.
+the datasets distribute them and as the authors' code reads them. Raw 16-bit / float thermal
+data becomes 8-bit by one mapping (`window_to_uint8`), also on demand (`WindowedFrame`).
 """
 
 from __future__ import annotations
