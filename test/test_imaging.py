@@ -3,6 +3,8 @@ thermal window mapping, crop normalisation by table lookup."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ckd_core.imaging import to_three_channels
 
@@ -107,3 +109,32 @@ def test_windowed_frame_refuses_what_it_cannot_stand_for():
                 np.zeros((0, 4), np.uint16), np.zeros((4, 4), np.float64), [[1, 2]]):
         with pytest.raises(ValueError, match="uint16 or float32"):
             WindowedFrame(bad, (0, 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_windowed_frame_crops_equal_crops_of_the_mapped_frame(data):
+    """OSTrack's crop (slice, zero padding, resize) of a WindowedFrame equals the crop of the
+    whole mapped frame, for any window and any box, inside, across the edges or outside."""
+    from ckd_core.crops import sample_target
+    from ckd_core.imaging import WindowedFrame, window_to_uint8
+    h = data.draw(st.integers(1, 90), label="h")
+    w = data.draw(st.integers(1, 90), label="w")
+    dtype = data.draw(st.sampled_from([np.uint16, np.float32]), label="dtype")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    raw = np.random.default_rng(seed).integers(0, 65536, (h, w)).astype(dtype)
+    lo = data.draw(st.floats(0, 65000, allow_nan=False), label="lo")
+    hi = lo + data.draw(st.floats(1e-3, 65535, allow_nan=False), label="span")
+    bx = data.draw(st.floats(-2 * w, 2 * w, allow_nan=False), label="x")
+    by = data.draw(st.floats(-2 * h, 2 * h, allow_nan=False), label="y")
+    bw = data.draw(st.floats(0.5, 2 * w, allow_nan=False), label="bw")
+    bh = data.draw(st.floats(0.5, 2 * h, allow_nan=False), label="bh")
+    factor = data.draw(st.sampled_from([2.0, 4.0, 5.5]), label="factor")
+    size = data.draw(st.sampled_from([16, 33, 64]), label="size")
+    want = sample_target(window_to_uint8(raw, (lo, hi)), (bx, by, bw, bh), factor, size,
+                         with_mask=False)
+    got = sample_target(WindowedFrame(raw, (lo, hi)), (bx, by, bw, bh), factor, size,
+                        with_mask=False)
+    np.testing.assert_array_equal(got.image, want.image)
+    assert (got.resize_factor, got.x1, got.y1, got.side) == \
+        (want.resize_factor, want.x1, want.y1, want.side)
