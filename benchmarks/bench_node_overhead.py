@@ -113,15 +113,26 @@ class SynthScene:
         return tuple(float(v) for v in self.seq.gt_rgb[self._index(k)])
 
 
+def _wait_for_subscribers(pubs, who: str, timeout_s: float = 30.0) -> None:
+    """Until every publisher in `pubs` has a subscriber (a RuntimeError naming `who` after
+    `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while not all(p.get_subscription_count() for p in pubs):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{who} did not subscribe")
+        time.sleep(0.05)
+
+
 def transport_floor(ctx, msgs, n_pairs: int, warmup: int, ns: str) -> np.ndarray:
     """Milliseconds per pair from publishing the rgb image until a BARE subscriber has had
     both images' callbacks (each only notes the time), with the same pairs, QoS and executor
     layout as the node's run: what any rclpy node pays for these messages before it can do
     any work of its own. Lock-step, one pair in flight."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
+
+    from ckd_tracker_ros.bag_play import spinning
 
     sink = rclpy.create_node("transport_floor_sink", namespace=ns, context=ctx)
     src = rclpy.create_node("transport_floor_source", namespace=ns, context=ctx)
@@ -139,35 +150,26 @@ def transport_floor(ctx, msgs, n_pairs: int, warmup: int, ns: str) -> np.ndarray
         sink.create_subscription(Image, topic, on_msg(i), qos_profile_sensor_data)
     pubs = [src.create_publisher(Image, t, qos_profile_sensor_data)
             for t in ("rgb/image", "thermal/image")]
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(sink)
-    spin = threading.Thread(target=ex.spin, daemon=True)
-    spin.start()
     out = []
     try:
-        deadline = time.monotonic() + 30
-        while not all(p.get_subscription_count() for p in pubs):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the bare subscriber did not subscribe")
-            time.sleep(0.05)
-        k = 0
-        while len(out) < n_pairs and k < 3 * (n_pairs + warmup):
-            m = msgs[k % len(msgs)]
-            done.clear()
-            t = time.perf_counter()
-            pubs[0].publish(m[0])
-            pubs[1].publish(m[1])
-            stamp = _stamp_ns(m[1])
-            done.wait(2.0)
-            both = [got.get((i, stamp)) for i in (0, 1)]
-            if None not in both and k >= warmup:  # else lost (best effort): not counted
-                out.append((max(both) - t) * 1e3)
-            got.clear()
-            k += 1
-            time.sleep(0.03)  # as in the node's run, a model step's time between pairs
+        with spinning(ctx, sink):
+            _wait_for_subscribers(pubs, "the bare subscriber")
+            k = 0
+            while len(out) < n_pairs and k < 3 * (n_pairs + warmup):
+                m = msgs[k % len(msgs)]
+                done.clear()
+                t = time.perf_counter()
+                pubs[0].publish(m[0])
+                pubs[1].publish(m[1])
+                stamp = _stamp_ns(m[1])
+                done.wait(2.0)
+                both = [got.get((i, stamp)) for i in (0, 1)]
+                if None not in both and k >= warmup:  # else lost (best effort): not counted
+                    out.append((max(both) - t) * 1e3)
+                got.clear()
+                k += 1
+                time.sleep(0.03)  # as in the node's run, a model step's time between pairs
     finally:
-        ex.shutdown(timeout_sec=5)
-        spin.join(timeout=5)
         sink.destroy_node()
         src.destroy_node()
     return np.asarray(out)
@@ -250,11 +252,7 @@ def run_size(ctx, width: int, height: int, n_pairs: int, warmup: int, checkpoint
         threads[-1].start()
     rows = []
     try:
-        deadline = time.monotonic() + 30
-        while not all(p.get_subscription_count() for p in pubs):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the node did not subscribe")
-            time.sleep(0.05)
+        _wait_for_subscribers(pubs, "the node")
 
         def send(k: int) -> float:
             t = time.perf_counter()
