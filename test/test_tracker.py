@@ -266,9 +266,10 @@ def test_from_checkpoint_overrides_single_fields(tmp_path):
                                                          "recover_threshold": 0.5})
 
 
-def test_grey_frames_track_exactly_like_their_three_channel_copies():
-    """The tracker crops grey frames single-channel and repeats only the crops: the boxes
-    must be identical to giving it the frames already repeated to (H, W, 3) or (H, W, 1)."""
+@pytest.fixture(scope="module")
+def out_of_view_case():
+    """(a 12-frame synthetic sequence whose target leaves the view, preset ckd_tiny_mce,
+    a random-weights model of it, the first true box): for exactness comparisons."""
     from ckd_core.data.synth import make_sequence_spec, render_sequence
 
     seq = render_sequence(make_sequence_spec(5, 0, num_frames=12, width=W, height=H,
@@ -276,7 +277,13 @@ def test_grey_frames_track_exactly_like_their_three_channel_copies():
     cfg = load_config("ckd_tiny_mce")
     torch.manual_seed(0)
     model = build_inference_model(cfg.model)
-    box0 = tuple(float(v) for v in seq.gt_rgb[0])
+    return seq, cfg, model, tuple(float(v) for v in seq.gt_rgb[0])
+
+
+def test_grey_frames_track_exactly_like_their_three_channel_copies(out_of_view_case):
+    """The tracker crops grey frames single-channel and repeats only the crops: the boxes
+    must be identical to giving it the frames already repeated to (H, W, 3) or (H, W, 1)."""
+    seq, cfg, model, box0 = out_of_view_case
     runs = {}
     for name, conv in (("grey", lambda g: g), ("hw1", lambda g: g[:, :, None]),
                        ("rgb", lambda g: np.repeat(g[:, :, None], 3, axis=2))):
@@ -298,19 +305,13 @@ def test_grey_frames_track_exactly_like_their_three_channel_copies():
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
-def test_windowed_thermal_frames_track_exactly_like_mapped_ones(dtype):
+def test_windowed_thermal_frames_track_exactly_like_mapped_ones(dtype, out_of_view_case):
     """A WindowedFrame (raw thermal, mapped only where the tracker reads it) gives the same
     boxes, scores and health as the whole frame mapped first: while LOST (bigger windows),
     for a frozen camera, and at a resolution the tracker resizes to the reference camera."""
-    from ckd_core.data.synth import make_sequence_spec, render_sequence
     from ckd_core.imaging import WindowedFrame, window_to_uint8
 
-    seq = render_sequence(make_sequence_spec(5, 0, num_frames=12, width=W, height=H,
-                                             attributes=("out_of_view",)))
-    cfg = load_config("ckd_tiny_mce")
-    torch.manual_seed(0)
-    model = build_inference_model(cfg.model)
-    box0 = tuple(float(v) for v in seq.gt_rgb[0])
+    seq, cfg, model, box0 = out_of_view_case
     raws = [g.astype(dtype) * 16 + 2000 for g in seq.thermal]
     raws[3:3] = [raws[2]] * 4  # a frozen camera
     if dtype == np.float32:
