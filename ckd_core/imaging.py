@@ -61,10 +61,11 @@ class WindowedFrame:
 
     ndim = 2
     dtype = np.dtype(np.uint8)
+    RAW_DTYPES = (np.dtype(np.uint16), np.dtype(np.float32))  # what `raw` may be
 
     def __init__(self, raw: np.ndarray, window: tuple[float, float]):
         if not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.size == 0 or \
-                raw.dtype not in (np.uint16, np.float32):
+                raw.dtype not in WindowedFrame.RAW_DTYPES:
             raise ValueError(f"a windowed frame needs a non-empty uint16 or float32 (H, W) "
                              f"array, got {getattr(raw, 'dtype', type(raw).__name__)} "
                              f"{getattr(raw, 'shape', '')}")

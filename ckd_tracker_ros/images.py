@@ -272,7 +272,7 @@ class ThermalNormalizer:
         """`to_grey` as a `WindowedFrame` (mapped where it is read) for uint16 and float32
         frames; other types are mapped now. Updates the window like `to_grey`."""
         image, window = self._next_window(image)
-        if image.dtype in (np.uint16, np.float32) and image.size:
+        if image.dtype in WindowedFrame.RAW_DTYPES and image.size:
             return WindowedFrame(image, window)
         return window_to_uint8(image, window)
 
